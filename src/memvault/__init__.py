@@ -1,0 +1,44 @@
+"""memvault — persistent agent memory for LangChain and LlamaIndex on one storage core.
+
+>>> from memvault import Memory
+>>> mem = Memory("memory://")
+>>> s = mem.session("alice")
+>>> s.add("user", "My favourite colour is blue").seq
+1
+"""
+
+from memvault.contract import AppendOptions, SessionQuery, Store
+from memvault.errors import (
+    BackendUnavailable,
+    CorruptData,
+    InvalidFilter,
+    InvalidMessage,
+    InvalidSessionId,
+    MemvaultError,
+    SessionNotFound,
+)
+from memvault.memory import Memory, Session
+from memvault.model import Message, Page, SessionInfo
+from memvault.urls import default_url, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppendOptions",
+    "BackendUnavailable",
+    "CorruptData",
+    "InvalidFilter",
+    "InvalidMessage",
+    "InvalidSessionId",
+    "Memory",
+    "MemvaultError",
+    "Message",
+    "Page",
+    "Session",
+    "SessionInfo",
+    "SessionNotFound",
+    "SessionQuery",
+    "Store",
+    "default_url",
+    "open_store",
+]

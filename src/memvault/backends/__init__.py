@@ -1,0 +1,1 @@
+"""Storage backends: one module each, all implementing :class:`memvault.contract.Store`."""

@@ -1,0 +1,583 @@
+"""``sqlite:///path`` — the embedded default: one file, WAL, safe for several processes at once.
+
+Durability: ``synchronous=NORMAL`` by default (a committed write survives a crash of the process; the last
+transactions may be lost on power failure). ``?synchronous=full`` fsyncs every commit (survives power loss, ~10x
+slower appends). ``?busy_timeout=<seconds>`` (default 10) bounds how long a writer waits for another process.
+
+Schema versions live in ``schema_versions(component, version)`` so that extensions (the recall index) migrate their
+own tables; migrations run inside ``BEGIN IMMEDIATE`` so two processes opening a new file at once are safe.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from memvault.contract import (
+    AppendOptions,
+    SessionQuery,
+    Store,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
+from memvault.errors import BackendUnavailable, CorruptData, SchemaVersionError, SessionNotFound
+from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
+from memvault.urls import file_path, query_options
+
+SCHEMA_VERSION = 1
+CHUNK = 500  # ids per IN (...) list
+
+MIGRATIONS: list[str] = [
+    # v1
+    """
+    CREATE TABLE sessions (
+        namespace     TEXT NOT NULL,
+        id            TEXT NOT NULL,
+        user_id       TEXT,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        expires_at    REAL,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        size_bytes    INTEGER NOT NULL DEFAULT 0,
+        last_seq      INTEGER NOT NULL DEFAULT 0,
+        metadata      TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (namespace, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_updated ON sessions (namespace, updated_at DESC, id DESC);
+    CREATE INDEX sessions_by_user ON sessions (namespace, user_id, updated_at DESC, id DESC);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE messages (
+        pk         INTEGER PRIMARY KEY,
+        namespace  TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        id         TEXT NOT NULL,
+        body       TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_seq ON messages (namespace, session_id, seq);
+    CREATE UNIQUE INDEX messages_by_id ON messages (namespace, session_id, id);
+    CREATE TABLE records (
+        namespace  TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        data       TEXT NOT NULL,
+        PRIMARY KEY (namespace, session_id, kind, key)
+    ) WITHOUT ROWID;
+    """,
+]
+
+_SESSION_COLUMNS = "id, namespace, user_id, created_at, updated_at, message_count, size_bytes, metadata, expires_at, last_seq"
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a SQL script into statements (trigger bodies with inner ``;`` stay whole)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _json_filter(key: str, value: Any) -> tuple[str, list[Any]]:
+    """SQL (with parameters) that is true when metadata[key] == value, exactly as Python compares JSON values."""
+    each = "EXISTS (SELECT 1 FROM json_each(sessions.metadata) AS m WHERE m.key = ? AND {})"
+    if value is None:
+        return each.format("m.type = 'null'"), [key]
+    if isinstance(value, bool):
+        return each.format("m.type = ?"), [key, "true" if value else "false"]
+    if isinstance(value, (int, float)):
+        return each.format("m.type IN ('integer', 'real') AND m.atom = ?"), [key, value]
+    if isinstance(value, str):
+        return each.format("m.type = 'text' AND m.atom = ?"), [key, value]
+    return each.format("m.type IN ('object', 'array') AND m.value = json(?)"), [
+        key,
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")),
+    ]
+
+
+class SQLiteStore(Store):
+    """The embedded default store."""
+
+    backend: ClassVar[str] = "sqlite"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "normal",
+        busy_timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.path = Path(path).expanduser()
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be off, normal, full or extra, got {synchronous!r}")
+        self.busy_timeout = float(busy_timeout)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._connect()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteStore:
+        merged: dict[str, Any] = {**query_options(url), **options}
+        return cls(file_path(url), **merged)
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    # -- connection, transactions, migrations --------------------------------------------------------------------
+    def _connect(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            self._conn = conn
+            self.migrate("core", MIGRATIONS)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return CorruptData(
+                f"{self.path} is not a readable SQLite database ({text}). Move it aside and memvault starts a new one; "
+                "`sqlite3 <file> .recover` may save its contents.",
+                path=str(self.path),
+            )
+        if "locked" in text or "busy" in text:
+            return BackendUnavailable(
+                f"{self.path} stayed locked by another writer for over {self.busy_timeout:g}s ({text}); "
+                "raise ?busy_timeout= or find the stuck process"
+            )
+        if "readonly" in text or "unable to open" in text or "disk" in text:
+            return BackendUnavailable(f"cannot write SQLite database {self.path}: {text}")
+        return exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise BackendUnavailable(f"SQLite store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction under the store's lock (``BEGIN IMMEDIATE`` for writes). For extensions too."""
+        with self._lock:
+            conn = self.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc) from exc
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK")
+                    raise self._translate(exc) from exc
+
+    def migrate(self, component: str, steps: Sequence[str]) -> int:
+        """Bring ``component``'s tables to ``len(steps)``; each step is a SQL script. Safe across processes."""
+        with self.transaction() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER)")
+            row = c.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+            current = row[0] if row else 0
+            if current > len(steps):
+                raise SchemaVersionError(
+                    f"{self.path}: {component} schema v{current} is newer than this memvault (v{len(steps)}); upgrade"
+                )
+            for step in steps[current:]:
+                for statement in _statements(step):
+                    c.execute(statement)
+            if current < len(steps):
+                c.execute(
+                    "INSERT INTO schema_versions VALUES (?, ?) ON CONFLICT(component) DO UPDATE SET version=excluded.version",
+                    (component, len(steps)),
+                )
+            return len(steps)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _info(self, row: Sequence[Any]) -> SessionInfo:
+        sid, ns, user, created, updated, count, size, meta, expires, last_seq = row
+        return SessionInfo(
+            id=sid,
+            namespace=ns,
+            user_id=user,
+            created_at=from_epoch(created),  # type: ignore[arg-type]
+            updated_at=from_epoch(updated),  # type: ignore[arg-type]
+            message_count=count,
+            size_bytes=size,
+            metadata=json.loads(meta),
+            expires_at=from_epoch(expires),
+            backend=self.backend,
+            last_seq=last_seq,
+        )
+
+    def _live_row(self, c: sqlite3.Connection, ns: str, sid: str) -> tuple[Any, ...] | None:
+        return c.execute(  # type: ignore[no-any-return]
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE namespace = ? AND id = ? AND {_LIVE}",
+            (ns, sid, self.clock()),
+        ).fetchone()
+
+    def _wipe(self, c: sqlite3.Connection, ns: str, sid: str, *, session_row: bool) -> None:
+        c.execute("DELETE FROM messages WHERE namespace = ? AND session_id = ?", (ns, sid))
+        c.execute("DELETE FROM records WHERE namespace = ? AND session_id = ?", (ns, sid))
+        if session_row:
+            c.execute("DELETE FROM sessions WHERE namespace = ? AND id = ?", (ns, sid))
+
+    def _ensure(self, c: sqlite3.Connection, ns: str, sid: str, options: AppendOptions) -> tuple[int, int, int]:
+        """(last_seq, message_count, size_bytes) of the live session, creating it (over an expired one) if needed."""
+        now = self.clock()
+        row = c.execute(
+            "SELECT last_seq, message_count, size_bytes, expires_at FROM sessions WHERE namespace = ? AND id = ?",
+            (ns, sid),
+        ).fetchone()
+        if row is not None and row[3] is not None and row[3] <= now:
+            self._wipe(c, ns, sid, session_row=True)
+            row = None
+        if row is None:
+            c.execute(
+                "INSERT INTO sessions (namespace, id, user_id, created_at, updated_at, expires_at, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ns,
+                    sid,
+                    options.user_id,
+                    now,
+                    now,
+                    None if options.ttl is None else now + options.ttl,
+                    json.dumps(dict(options.metadata or {}), ensure_ascii=False),
+                ),
+            )
+            return 0, 0, 0
+        return row[0], row[1], row[2]
+
+    def _insert(
+        self, c: sqlite3.Connection, ns: str, sid: str, records: Sequence[Record], last_seq: int
+    ) -> tuple[list[int], int, int]:
+        """Insert records after ``last_seq``; returns (seqs, added_count, added_bytes). Known ids are skipped."""
+        seqs: list[int] = []
+        added = added_bytes = 0
+        for record in records:
+            cur = c.execute(
+                "INSERT INTO messages (namespace, session_id, seq, id, body) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, session_id, id) DO NOTHING",
+                (ns, sid, last_seq + 1, record.id, record.body),
+            )
+            if cur.rowcount:
+                last_seq += 1
+                added += 1
+                added_bytes += len(record.body.encode("utf-8"))
+                seqs.append(last_seq)
+            else:
+                seqs.append(
+                    c.execute(
+                        "SELECT seq FROM messages WHERE namespace = ? AND session_id = ? AND id = ?",
+                        (ns, sid, record.id),
+                    ).fetchone()[0]
+                )
+        return seqs, added, added_bytes
+
+    def _trim(self, c: sqlite3.Connection, ns: str, sid: str, count: int, max_messages: int | None) -> tuple[int, int]:
+        """Delete the oldest messages beyond ``max_messages``; returns (deleted_count, deleted_bytes)."""
+        if max_messages is None or count <= max_messages:
+            return 0, 0
+        excess = count - max_messages
+        oldest = (
+            "SELECT seq FROM messages WHERE namespace = ? AND session_id = ? ORDER BY seq LIMIT ?"
+        )
+        size = c.execute(
+            f"SELECT COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM messages "
+            f"WHERE namespace = ? AND session_id = ? AND seq IN ({oldest})",
+            (ns, sid, ns, sid, excess),
+        ).fetchone()[0]
+        c.execute(
+            f"DELETE FROM messages WHERE namespace = ? AND session_id = ? AND seq IN ({oldest})",
+            (ns, sid, ns, sid, excess),
+        )
+        return excess, size
+
+    def _finish(
+        self, c: sqlite3.Connection, ns: str, sid: str, last_seq: int, count: int, size: int, options: AppendOptions
+    ) -> None:
+        now = self.clock()
+        c.execute(
+            "UPDATE sessions SET last_seq = ?, message_count = ?, size_bytes = ?, updated_at = max(updated_at, ?), "
+            "expires_at = ? WHERE namespace = ? AND id = ?",
+            (last_seq, count, size, now, None if options.ttl is None else now + options.ttl, ns, sid),
+        )
+
+    # -- sessions ------------------------------------------------------------------------------------------------
+    def get_session(self, ns: str, sid: str) -> SessionInfo | None:
+        with self._lock:
+            row = self._live_row(self.conn, ns, sid)
+        return None if row is None else self._info(row)
+
+    def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
+        with self.transaction() as c:
+            last_seq, count, size = self._ensure(c, ns, sid, options)
+            self._finish(c, ns, sid, last_seq, count, size, options)
+            row = self._live_row(c, ns, sid)
+        return self._info(row)  # type: ignore[arg-type]
+
+    def delete_session(self, ns: str, sid: str) -> bool:
+        with self.transaction() as c:
+            existed = self._live_row(c, ns, sid) is not None
+            self._wipe(c, ns, sid, session_row=True)
+        return existed
+
+    def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
+        limit = check_limit(query.limit)
+        where = ["namespace = ?", _LIVE]
+        params: list[Any] = [query.namespace, self.clock()]
+        if query.user_id is not None:
+            where.append("user_id = ?")
+            params.append(query.user_id)
+        if query.updated_after is not None:
+            where.append("updated_at >= ?")
+            params.append(query.updated_after)
+        if query.updated_before is not None:
+            where.append("updated_at < ?")
+            params.append(query.updated_before)
+        for key, value in (query.metadata or {}).items():
+            clause, values = _json_filter(key, value)
+            where.append(clause)
+            params.extend(values)
+        if query.cursor:
+            updated, sid = decode_cursor(query.cursor)
+            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+            params.extend([updated, updated, sid])
+        sql = (
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} "
+            "ORDER BY updated_at DESC, id DESC LIMIT ?"
+        )
+        with self._lock:
+            rows = self.conn.execute(sql, [*params, limit + 1]).fetchall()
+        items = [self._info(r) for r in rows[:limit]]
+        cursor = None
+        if len(rows) > limit:
+            cursor = encode_cursor(rows[limit - 1][4], rows[limit - 1][0])
+        return Page(items, cursor)
+
+    def purge_expired(self) -> int:
+        with self.transaction() as c:
+            dead = c.execute(
+                "SELECT namespace, id FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?", (self.clock(),)
+            ).fetchall()
+            for ns, sid in dead:
+                self._wipe(c, ns, sid, session_row=True)
+        return len(dead)
+
+    # -- messages ------------------------------------------------------------------------------------------------
+    def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        with self.transaction() as c:
+            last_seq, count, size = self._ensure(c, ns, sid, options)
+            seqs, added, added_bytes = self._insert(c, ns, sid, records, last_seq)
+            count, size = count + added, size + added_bytes
+            trimmed, trimmed_bytes = self._trim(c, ns, sid, count, options.max_messages)
+            self._finish(c, ns, sid, last_seq + added, count - trimmed, size - trimmed_bytes, options)
+        return seqs
+
+    def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        with self.transaction() as c:
+            last_seq, _, _ = self._ensure(c, ns, sid, options)
+            c.execute("DELETE FROM messages WHERE namespace = ? AND session_id = ?", (ns, sid))
+            seqs, added, added_bytes = self._insert(c, ns, sid, records, last_seq)
+            trimmed, trimmed_bytes = self._trim(c, ns, sid, added, options.max_messages)
+            self._finish(c, ns, sid, last_seq + added, added - trimmed, added_bytes - trimmed_bytes, options)
+        return seqs
+
+    def read(
+        self,
+        ns: str,
+        sid: str,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        last: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        where = "namespace = ? AND session_id = ?"
+        params: list[Any] = [ns, sid]
+        if start is not None:
+            where += " AND seq >= ?"
+            params.append(start)
+        if stop is not None:
+            where += " AND seq < ?"
+            params.append(stop)
+        if last is not None:
+            sql = f"SELECT seq, body FROM (SELECT seq, body FROM messages WHERE {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+            params.append(last)
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+        else:
+            sql = f"SELECT seq, body FROM messages WHERE {where} ORDER BY seq"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(limit)
+        with self.transaction(write=False) as c:
+            if self._live_row(c, ns, sid) is None:
+                return []
+            rows = c.execute(sql, params).fetchall()
+        return [decode_body(body, session_id=sid, seq=seq, where=f"{self.path} {ns}/{sid}#{seq}") for seq, body in rows]
+
+    def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
+        rows: list[tuple[int, str]] = []
+        with self.transaction(write=False) as c:
+            if self._live_row(c, ns, sid) is None:
+                return []
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                rows += c.execute(
+                    f"SELECT seq, body FROM messages WHERE namespace = ? AND session_id = ? AND id IN ({_marks(len(chunk))})",
+                    (ns, sid, *chunk),
+                ).fetchall()
+        rows.sort()
+        return [decode_body(body, session_id=sid, seq=seq, where=f"{self.path} {ns}/{sid}#{seq}") for seq, body in rows]
+
+    def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
+        deleted = deleted_bytes = 0
+        with self.transaction() as c:
+            if self._live_row(c, ns, sid) is None:
+                return 0
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                cond = f"namespace = ? AND session_id = ? AND id IN ({_marks(len(chunk))})"
+                n, size = c.execute(
+                    f"SELECT count(*), COALESCE(SUM(length(CAST(body AS BLOB))), 0) FROM messages WHERE {cond}",
+                    (ns, sid, *chunk),
+                ).fetchone()
+                c.execute(f"DELETE FROM messages WHERE {cond}", (ns, sid, *chunk))
+                deleted += n
+                deleted_bytes += size
+            if deleted:
+                c.execute(
+                    "UPDATE sessions SET message_count = message_count - ?, size_bytes = size_bytes - ?, "
+                    "updated_at = max(updated_at, ?) WHERE namespace = ? AND id = ?",
+                    (deleted, deleted_bytes, self.clock(), ns, sid),
+                )
+        return deleted
+
+    def count(self, ns: str, sid: str) -> int:
+        with self._lock:
+            row = self._live_row(self.conn, ns, sid)
+        return 0 if row is None else row[5]  # type: ignore[no-any-return]
+
+    def clear(self, ns: str, sid: str) -> int:
+        with self.transaction() as c:
+            row = self._live_row(c, ns, sid)
+            if row is None:
+                return 0
+            self._wipe(c, ns, sid, session_row=False)
+            c.execute(
+                "UPDATE sessions SET message_count = 0, size_bytes = 0, updated_at = max(updated_at, ?) "
+                "WHERE namespace = ? AND id = ?",
+                (self.clock(), ns, sid),
+            )
+        return row[5]  # type: ignore[no-any-return]
+
+    # -- records -------------------------------------------------------------------------------------------------
+    def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        text = json.dumps(data, ensure_ascii=False)
+        with self.transaction() as c:
+            if self._live_row(c, ns, sid) is None:
+                raise SessionNotFound(f"session {sid!r} does not exist in namespace {ns!r}")
+            c.execute(
+                "INSERT INTO records VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, session_id, kind, key) DO UPDATE SET data = excluded.data",
+                (ns, sid, kind, key, text),
+            )
+
+    def get_records(
+        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        base = "SELECT key, data FROM records WHERE namespace = ? AND session_id = ? AND kind = ?"
+        rows: list[tuple[str, str]] = []
+        with self.transaction(write=False) as c:
+            if self._live_row(c, ns, sid) is None:
+                return []
+            if keys is not None:
+                for chunk in _chunks(list(dict.fromkeys(keys))):
+                    rows += c.execute(f"{base} AND key IN ({_marks(len(chunk))})", (ns, sid, kind, *chunk)).fetchall()
+                rows.sort()
+                if last is not None:
+                    rows = rows[-last:] if last else []
+            elif last is not None:
+                rows = c.execute(f"{base} ORDER BY key DESC LIMIT ?", (ns, sid, kind, last)).fetchall()[::-1]
+            else:
+                rows = c.execute(f"{base} ORDER BY key", (ns, sid, kind)).fetchall()
+        return [(key, json.loads(data)) for key, data in rows]
+
+    def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
+        base = "DELETE FROM records WHERE namespace = ? AND session_id = ? AND kind = ?"
+        with self.transaction() as c:
+            if keys is None:
+                return c.execute(base, (ns, sid, kind)).rowcount
+            return sum(
+                c.execute(f"{base} AND key IN ({_marks(len(chunk))})", (ns, sid, kind, *chunk)).rowcount
+                for chunk in _chunks(list(dict.fromkeys(keys)))
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def ping(self) -> None:
+        with self._lock:
+            try:
+                self.conn.execute("SELECT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            c = self.conn
+            versions = dict(c.execute("SELECT component, version FROM schema_versions").fetchall())
+            sessions, messages = c.execute("SELECT count(*), COALESCE(SUM(message_count), 0) FROM sessions").fetchone()
+        size = self.path.stat().st_size if self.path.exists() else 0
+        return {
+            **super().stats(),
+            "path": str(self.path),
+            "schema_versions": versions,
+            "sessions": sessions,
+            "messages": messages,
+            "file_bytes": size,
+            "synchronous": self.synchronous.lower(),
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,262 @@
+"""The ONE storage contract every backend implements, and the small helpers backends share.
+
+A backend is a synchronous :class:`Store`. Its asynchronous face is ``store.aio``: by default a thread-offloading
+wrapper (:class:`ThreadedAsyncStore`); a backend with a native async client (Redis, PostgreSQL) returns its own
+object with the same method names as coroutines. Services above the contract are written once, as generators of
+:class:`Call` s, and run by a sync or an async driver (:mod:`memvault.drive`), so no logic exists twice.
+
+Semantics every backend must honour (the conformance suite in ``tests/conformance`` checks each):
+
+- Sessions are keyed by ``(namespace, session_id)``; nothing leaks across namespaces.
+- ``append`` is atomic for the whole batch, assigns ``seq`` = last_seq + 1, + 2, ... (strictly increasing per
+  session, never reused, also across ``clear``), and is idempotent on message id: a record whose id is already in
+  the session is not stored again and its existing seq is returned (this makes retries and spool replays safe).
+- A session whose ``expires_at`` is in the past (by the store's clock) is invisible to every read and listing; a
+  write to it starts a fresh session. ``purge_expired`` removes such sessions for good.
+- Every write pushes ``expires_at`` to now + ttl (sliding TTL); ``ttl=None`` means never.
+- ``max_messages`` trims the oldest messages in the same transaction as the append.
+- Reads never load the whole session: ``last=N`` and seq ranges touch only what they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from memvault.errors import InvalidCursor, InvalidFilter
+from memvault.model import Message, Page, Record, SessionInfo
+
+Clock = Callable[[], float]
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AppendOptions:
+    """How a write treats its session: fields used when the session is created, TTL and cap applied on every write."""
+
+    user_id: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    ttl: float | None = None
+    max_messages: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """A filter over sessions of one namespace, ordered by ``updated_at`` newest first."""
+
+    namespace: str
+    user_id: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    updated_after: float | None = None
+    updated_before: float | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+class Store(ABC):
+    """The storage contract. Arguments ``ns`` and ``sid`` are already validated by the caller."""
+
+    backend: ClassVar[str] = "abstract"
+    #: optional features a backend offers natively, e.g. {"fulltext", "vector", "native_async"}
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: default sliding TTL in seconds when the user gives none (None = sessions never expire)
+    default_ttl: ClassVar[float | None] = None
+
+    def __init__(self, *, clock: Clock | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.clock: Clock = clock or time.time
+        self.max_message_bytes = max_message_bytes
+        self._aio: Any = None
+
+    @property
+    def url(self) -> str:
+        """The store's URL with any password masked."""
+        return f"{self.backend}://"
+
+    @property
+    def aio(self) -> Any:
+        """The asynchronous face of this store (same method names, as coroutines)."""
+        if self._aio is None:
+            self._aio = ThreadedAsyncStore(self)
+        return self._aio
+
+    # -- sessions ------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def get_session(self, ns: str, sid: str) -> SessionInfo | None:
+        """The session, or None when it does not exist or has expired."""
+
+    @abstractmethod
+    def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
+        """Get-or-create (an expired session is replaced by a fresh one)."""
+
+    @abstractmethod
+    def delete_session(self, ns: str, sid: str) -> bool:
+        """Remove the session with its messages and records; True if it existed."""
+
+    @abstractmethod
+    def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
+        """A page of live sessions matching ``query``, newest ``updated_at`` first."""
+
+    @abstractmethod
+    def purge_expired(self) -> int:
+        """Remove every expired session; return how many."""
+
+    # -- messages ------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        """Atomically add ``records`` (creating the session if needed); return their seqs in order."""
+
+    @abstractmethod
+    def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        """Atomically swap every message of the session for ``records`` (new seqs, continuing the sequence)."""
+
+    @abstractmethod
+    def read(
+        self,
+        ns: str,
+        sid: str,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        last: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """Messages with ``start <= seq < stop`` in seq order; ``last`` keeps the newest N of them, ``limit`` the
+        first N. Must not read more of the session than it returns."""
+
+    @abstractmethod
+    def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
+        """The messages with these ids (those that exist), in seq order."""
+
+    @abstractmethod
+    def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
+        """Delete messages by id; return how many were deleted. Remaining order and seqs are kept."""
+
+    @abstractmethod
+    def count(self, ns: str, sid: str) -> int:
+        """Number of messages in the session (0 when it does not exist)."""
+
+    @abstractmethod
+    def clear(self, ns: str, sid: str) -> int:
+        """Delete all messages and records of the session but keep the session and its seq counter."""
+
+    # -- records: summaries, state, artifacts (JSON objects keyed by (kind, key) within a session) ------------------
+    @abstractmethod
+    def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        """Insert or replace one record. The session must exist (call ensure_session first)."""
+
+    @abstractmethod
+    def get_records(
+        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Records of ``kind`` ordered by key; only ``keys`` if given; only the greatest ``last`` keys if given."""
+
+    @abstractmethod
+    def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
+        """Delete records of ``kind`` (all of them when ``keys`` is None); return how many."""
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise BackendUnavailable when the backend cannot be reached."""
+
+    def stats(self) -> dict[str, Any]:
+        """Backend facts for ``memvault doctor``: schema version, counts, paths. Cheap to compute."""
+        return {"backend": self.backend, "url": self.url}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files. Idempotent."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+
+class ThreadedAsyncStore:
+    """Async face of a sync store: each call runs in a worker thread, so the event loop never blocks."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+
+# -- helpers shared by backends -----------------------------------------------------------------------------------
+
+
+def encode_cursor(updated_at: float, sid: str) -> str:
+    raw = json.dumps([updated_at, sid], ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, sid = json.loads(raw)
+        if not isinstance(sid, str):
+            raise TypeError("bad id")
+        return float(updated_at), sid
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor(f"invalid cursor {cursor[:40]!r}: pass back the next_cursor of a previous page") from exc
+
+
+def check_limit(limit: int) -> int:
+    if not isinstance(limit, int) or limit < 1:
+        raise InvalidFilter(f"limit must be a positive int, got {limit!r}")
+    return min(limit, MAX_PAGE)
+
+
+def metadata_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
+    """Equality on every key of ``wanted`` (the session-listing metadata filter)."""
+    if not wanted:
+        return True
+    return all(key in metadata and metadata[key] == value for key, value in wanted.items())
+
+
+def session_matches(info: SessionInfo, query: SessionQuery) -> bool:
+    """The in-process twin of a backend's listing WHERE clause (for backends without a query engine)."""
+    updated = info.updated_at.timestamp()
+    if query.user_id is not None and info.user_id != query.user_id:
+        return False
+    if query.updated_after is not None and updated < query.updated_after:
+        return False
+    if query.updated_before is not None and updated >= query.updated_before:
+        return False
+    return metadata_matches(info.metadata, query.metadata)
+
+
+def after_cursor(info: SessionInfo, cursor: tuple[float, str] | None) -> bool:
+    """True when ``info`` comes after ``cursor`` in (updated_at desc, id desc) order."""
+    if cursor is None:
+        return True
+    updated, sid = cursor
+    key = info.updated_at.timestamp()
+    return key < updated or (key == updated and info.id < sid)
+
+
+def page_of(infos: Sequence[SessionInfo], query: SessionQuery) -> Page[SessionInfo]:
+    """Sort, apply the cursor and cut one page, for backends that filter in process."""
+    limit = check_limit(query.limit)
+    cursor = decode_cursor(query.cursor) if query.cursor else None
+    ordered = sorted(
+        (i for i in infos if after_cursor(i, cursor)),
+        key=lambda i: (i.updated_at.timestamp(), i.id),
+        reverse=True,
+    )
+    items = ordered[:limit]
+    next_cursor = None
+    if len(ordered) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last.updated_at.timestamp(), last.id)
+    return Page(items, next_cursor)

@@ -1,0 +1,72 @@
+"""Typed errors raised by memvault. Every message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class MemvaultError(Exception):
+    """Base class of every error memvault raises on purpose."""
+
+
+class InvalidSessionId(MemvaultError, ValueError):
+    """A session id, namespace or user id is empty, too long or holds control characters."""
+
+
+class InvalidMessage(MemvaultError, ValueError):
+    """A message cannot be stored: unknown role, non-JSON metadata, non-UTF-8 text, ..."""
+
+
+class MessageTooLarge(InvalidMessage):
+    """A message's encoding is larger than the store's ``max_message_bytes``."""
+
+
+class InvalidFilter(MemvaultError, ValueError):
+    """A query filter uses an unknown key or operator, or a value of the wrong type."""
+
+
+class InvalidURL(MemvaultError, ValueError):
+    """A backend URL has an unknown scheme or cannot be parsed."""
+
+
+class InvalidCursor(MemvaultError, ValueError):
+    """A pagination cursor was not produced by this store or has been tampered with."""
+
+
+class SessionNotFound(MemvaultError, LookupError):
+    """The session does not exist (or has expired)."""
+
+
+class CorruptData(MemvaultError):
+    """Stored data cannot be decoded. ``path`` names the file when there is one."""
+
+    def __init__(self, message: str, *, path: str | None = None, moved_to: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.moved_to = moved_to
+
+
+class BackendUnavailable(MemvaultError, ConnectionError):
+    """The backend cannot be reached. The URL in the message has its password masked."""
+
+
+class SchemaVersionError(MemvaultError):
+    """The store was written by a newer memvault than this one: upgrade memvault."""
+
+
+class UnsupportedOperation(MemvaultError, NotImplementedError):
+    """The backend does not offer this operation."""
+
+
+__all__ = [
+    "BackendUnavailable",
+    "CorruptData",
+    "InvalidCursor",
+    "InvalidFilter",
+    "InvalidMessage",
+    "InvalidSessionId",
+    "InvalidURL",
+    "MemvaultError",
+    "MessageTooLarge",
+    "SchemaVersionError",
+    "SessionNotFound",
+    "UnsupportedOperation",
+]

@@ -1,0 +1,511 @@
+"""The public face: :class:`Memory` (a store plus defaults) and :class:`Session` (a handle on one conversation).
+
+Each operation is written once as a generator of store calls (see :mod:`memvault.drive`) and exposed twice: a
+plain method and an ``a``-prefixed coroutine twin.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from memvault.contract import AppendOptions, SessionQuery, Store, check_limit
+from memvault.drive import Call, Emit, Op, iter_async, iter_sync, run_async, run_sync
+from memvault.errors import CorruptData, InvalidFilter, InvalidMessage, SessionNotFound
+from memvault.model import (
+    DEFAULT_NAMESPACE,
+    Content,
+    Message,
+    Page,
+    Record,
+    SessionInfo,
+    decode_line,
+    encode_body,
+    encode_line,
+    session_header,
+    to_epoch,
+    validate_id,
+    with_seq,
+)
+from memvault.urls import open_store
+
+_DEFAULT: Any = object()  # "use the store's default" (distinct from None, which means "never")
+EXPORT_PAGE = 500
+
+
+def _check_non_negative(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise InvalidFilter(f"{name} must be a non-negative int, got {value!r}")
+
+
+def _as_message(item: Message | Mapping[str, Any]) -> Message:
+    if isinstance(item, Message):
+        return item
+    if isinstance(item, Mapping):
+        try:
+            return Message(**item)
+        except TypeError as exc:
+            raise InvalidMessage(f"cannot build a Message from {sorted(item)}: {exc}") from None
+    raise InvalidMessage(f"expected a Message or a dict, got {type(item).__name__}")
+
+
+class Memory:
+    """Persistent agent memory over one store.
+
+    ``Memory()`` uses the embedded default (SQLite under ``~/.memvault``, or ``MEMVAULT_URL``);
+    ``Memory("redis://…")``, ``Memory("postgresql://…")``, ``Memory("file:///dir")``, ``Memory("memory://")`` pick a
+    backend; an existing Store or client object works too. ``namespace`` is the tenant every handle defaults to;
+    ``ttl`` (seconds, None = never) and ``max_messages`` are the defaults for sessions opened from this Memory.
+    ``clock`` (epoch seconds) is injectable for tests. Other keyword options go to the backend.
+    """
+
+    def __init__(
+        self,
+        url: str | Store | Any | None = None,
+        *,
+        namespace: str | None = None,
+        ttl: float | None = _DEFAULT,
+        max_messages: int | None = None,
+        clock: Any = None,
+        **options: Any,
+    ) -> None:
+        if clock is not None:
+            options["clock"] = clock
+        self.store: Store = open_store(url, **options)
+        self.namespace = validate_id(namespace or DEFAULT_NAMESPACE, "namespace")
+        self.ttl: float | None = self.store.default_ttl if ttl is _DEFAULT else ttl
+        self.max_messages = max_messages
+        self._closed = False
+        #: callables ``hook(event, namespace, session_id, payload)`` run after each successful write; services
+        #: (the recall indexer) subscribe here instead of touching backends. Events: "append" (stored Messages),
+        #: "replace" (stored Messages), "delete_messages" (ids), "clear" (None), "delete_session" (None).
+        self.write_hooks: list[Any] = []
+
+    def _notify(self, event: str, namespace: str, session_id: str, payload: Any) -> None:
+        for hook in self.write_hooks:
+            hook(event, namespace, session_id, payload)
+
+    def __repr__(self) -> str:
+        return f"Memory({self.store.url!r}, namespace={self.namespace!r})"
+
+    @property
+    def backend(self) -> str:
+        return self.store.backend
+
+    def _ns(self, namespace: str | None) -> str:
+        return self.namespace if namespace is None else validate_id(namespace, "namespace")
+
+    # -- handles -------------------------------------------------------------------------------------------------
+    def session(
+        self,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        namespace: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        ttl: float | None = _DEFAULT,
+        max_messages: int | None = _DEFAULT,
+    ) -> Session:
+        """A handle on one session. Nothing is written until the first add."""
+        return Session(
+            self,
+            validate_id(session_id),
+            namespace=self._ns(namespace),
+            user_id=None if user_id is None else validate_id(user_id, "user id"),
+            metadata=metadata,
+            ttl=self.ttl if ttl is _DEFAULT else ttl,
+            max_messages=self.max_messages if max_messages is _DEFAULT else max_messages,
+        )
+
+    # -- operations (written once) -------------------------------------------------------------------------------
+    def _get_session(self, session_id: str, namespace: str | None) -> Op[SessionInfo]:
+        ns, sid = self._ns(namespace), validate_id(session_id)
+        info = yield Call("get_session", (ns, sid))
+        if info is None:
+            raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
+        return info  # type: ignore[no-any-return]
+
+    def _delete_session(self, session_id: str, namespace: str | None) -> Op[bool]:
+        ns, sid = self._ns(namespace), validate_id(session_id)
+        existed = yield Call("delete_session", (ns, sid))
+        self._notify("delete_session", ns, sid, None)
+        return existed  # type: ignore[no-any-return]
+
+    def _sessions(
+        self,
+        user_id: str | None,
+        namespace: str | None,
+        metadata: Mapping[str, Any] | None,
+        updated_after: datetime | None,
+        updated_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Op[Page[SessionInfo]]:
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidFilter("metadata filter must be a dict of key -> value (equality)")
+        query = SessionQuery(
+            namespace=self._ns(namespace),
+            user_id=None if user_id is None else validate_id(user_id, "user id"),
+            metadata=dict(metadata) if metadata else None,
+            updated_after=None if updated_after is None else to_epoch(updated_after),
+            updated_before=None if updated_before is None else to_epoch(updated_before),
+            limit=check_limit(limit),
+            cursor=cursor,
+        )
+        return (yield Call("list_sessions", (query,)))  # type: ignore[no-any-return]
+
+    def _export(self, session_id: str, namespace: str | None) -> Op[None]:
+        ns, sid = self._ns(namespace), validate_id(session_id)
+        info = yield Call("get_session", (ns, sid))
+        if info is None:
+            raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} to export")
+        yield Emit(session_header(info))
+        start = 0
+        while True:
+            page = yield Call("read", (ns, sid), {"start": start, "limit": EXPORT_PAGE})
+            for message in page:
+                yield Emit(encode_line(message))
+            if len(page) < EXPORT_PAGE:
+                return
+            start = page[-1].seq + 1
+
+    def _import(
+        self, lines: Iterable[str], session_id: str | None, namespace: str | None, user_id: str | None
+    ) -> Op[SessionInfo]:
+        header: dict[str, Any] = {}
+        batch: list[Record] = []
+        target: tuple[str, str] | None = None
+        options = AppendOptions()
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line:
+                continue
+            if number == 1 and '"type":"session"' in line.replace(" ", ""):
+                try:
+                    header = json.loads(line)
+                except ValueError as exc:
+                    raise CorruptData(f"line 1 is not a session header: {exc}") from None
+                continue
+            message = decode_line(line)
+            if target is None:
+                sid = validate_id(session_id or header.get("id") or message.session_id or "")
+                ns = self._ns(namespace if namespace is not None else header.get("namespace"))
+                owner = user_id if user_id is not None else header.get("user_id")
+                options = AppendOptions(user_id=owner, metadata=header.get("metadata"), ttl=self.ttl)
+                target = (ns, sid)
+            batch.append(message)
+            if len(batch) >= EXPORT_PAGE:
+                yield from self._import_batch(target, batch, options)
+                batch = []
+        if target is None:  # a header and no messages: create the empty session
+            sid = validate_id(session_id or header.get("id") or "")
+            ns = self._ns(namespace if namespace is not None else header.get("namespace"))
+            options = AppendOptions(user_id=user_id or header.get("user_id"), metadata=header.get("metadata"), ttl=self.ttl)
+            target = (ns, sid)
+        if batch:
+            yield from self._import_batch(target, batch, options)
+        else:
+            yield Call("ensure_session", (*target, options))
+        return (yield Call("get_session", target))  # type: ignore[no-any-return]
+
+    def _import_batch(self, target: tuple[str, str], batch: list[Message], options: AppendOptions) -> Op[None]:
+        records = [encode_body(m, self.store.max_message_bytes) for m in batch]
+        seqs = yield Call("append", (*target, records, options))
+        self._notify("append", *target, with_seq(batch, target[1], seqs))
+
+    def _purge_expired(self) -> Op[int]:
+        return (yield Call("purge_expired"))  # type: ignore[no-any-return]
+
+    # -- sync / async faces --------------------------------------------------------------------------------------
+    def get_session(self, session_id: str, namespace: str | None = None) -> SessionInfo:
+        """The session's info; raises SessionNotFound if it does not exist or has expired."""
+        return run_sync(self.store, self._get_session(session_id, namespace))
+
+    async def aget_session(self, session_id: str, namespace: str | None = None) -> SessionInfo:
+        return await run_async(self.store, self._get_session(session_id, namespace))
+
+    def delete_session(self, session_id: str, namespace: str | None = None) -> bool:
+        """Delete a session with all it holds; True if it existed."""
+        return run_sync(self.store, self._delete_session(session_id, namespace))
+
+    async def adelete_session(self, session_id: str, namespace: str | None = None) -> bool:
+        return await run_async(self.store, self._delete_session(session_id, namespace))
+
+    def sessions(
+        self,
+        *,
+        user_id: str | None = None,
+        namespace: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[SessionInfo]:
+        """A page of sessions, most recently updated first. Pass ``page.next_cursor`` as ``cursor`` for the next."""
+        op = self._sessions(user_id, namespace, metadata, updated_after, updated_before, limit, cursor)
+        return run_sync(self.store, op)
+
+    async def asessions(
+        self,
+        *,
+        user_id: str | None = None,
+        namespace: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[SessionInfo]:
+        op = self._sessions(user_id, namespace, metadata, updated_after, updated_before, limit, cursor)
+        return await run_async(self.store, op)
+
+    def export_session(self, session_id: str, namespace: str | None = None) -> Iterator[str]:
+        """The session as JSON Lines (a header line, then one line per message), read page by page."""
+        return iter_sync(self.store, self._export(session_id, namespace))
+
+    def aexport_session(self, session_id: str, namespace: str | None = None) -> AsyncIterator[str]:
+        return iter_async(self.store, self._export(session_id, namespace))
+
+    def import_session(
+        self,
+        lines: Iterable[str] | str,
+        *,
+        session_id: str | None = None,
+        namespace: str | None = None,
+        user_id: str | None = None,
+    ) -> SessionInfo:
+        """Load an export (lines or one string). Ids and timestamps are kept; seqs are assigned anew; messages
+        whose id is already in the session are skipped, so importing twice is harmless."""
+        if isinstance(lines, str):
+            lines = lines.splitlines()
+        return run_sync(self.store, self._import(lines, session_id, namespace, user_id))
+
+    async def aimport_session(
+        self,
+        lines: Iterable[str] | str,
+        *,
+        session_id: str | None = None,
+        namespace: str | None = None,
+        user_id: str | None = None,
+    ) -> SessionInfo:
+        if isinstance(lines, str):
+            lines = lines.splitlines()
+        return await run_async(self.store, self._import(lines, session_id, namespace, user_id))
+
+    def purge_expired(self) -> int:
+        """Remove expired sessions for good; returns how many."""
+        return run_sync(self.store, self._purge_expired())
+
+    async def apurge_expired(self) -> int:
+        return await run_async(self.store, self._purge_expired())
+
+    def ping(self) -> None:
+        """Raise BackendUnavailable when the backend cannot be reached."""
+        self.store.ping()
+
+    async def aping(self) -> None:
+        await self.store.aio.ping()
+
+    def close(self) -> None:
+        """Release the store's connections and files. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self.store.close()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.store.aio.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Memory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Session:
+    """A handle on one conversation. Get one with :meth:`Memory.session`."""
+
+    def __init__(
+        self,
+        memory: Memory,
+        session_id: str,
+        *,
+        namespace: str,
+        user_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        ttl: float | None,
+        max_messages: int | None,
+    ) -> None:
+        self.memory = memory
+        self.id = session_id
+        self.namespace = namespace
+        self.user_id = user_id
+        if max_messages is not None and (not isinstance(max_messages, int) or max_messages < 1):
+            raise InvalidFilter(f"max_messages must be a positive int or None, got {max_messages!r}")
+        self.options = AppendOptions(
+            user_id=user_id, metadata=dict(metadata) if metadata else None, ttl=ttl, max_messages=max_messages
+        )
+
+    def __repr__(self) -> str:
+        return f"Session({self.id!r}, namespace={self.namespace!r})"
+
+    @property
+    def store(self) -> Store:
+        return self.memory.store
+
+    # -- operations (written once) -------------------------------------------------------------------------------
+    def _encode(self, messages: list[Message]) -> list[Record]:
+        limit = self.store.max_message_bytes
+        return [encode_body(m, limit) for m in messages]
+
+    def _extend(self, items: Iterable[Message | Mapping[str, Any]], method: str = "append") -> Op[list[Message]]:
+        messages = [_as_message(i) for i in items]
+        records = self._encode(messages)
+        seqs = yield Call(method, (self.namespace, self.id, records, self.options))
+        stored = with_seq(messages, self.id, seqs)
+        self.memory._notify(method, self.namespace, self.id, stored)
+        return stored
+
+    def _messages(
+        self, last: int | None, start: int | None, stop: int | None, limit: int | None
+    ) -> Op[list[Message]]:
+        _check_non_negative(last=last, start=start, stop=stop, limit=limit)
+        kwargs = {"start": start, "stop": stop, "last": last, "limit": limit}
+        return (yield Call("read", (self.namespace, self.id), kwargs))  # type: ignore[no-any-return]
+
+    def _simple(self, method: str, *args: Any) -> Op[Any]:
+        result = yield Call(method, (self.namespace, self.id, *args))
+        if method in ("delete_messages", "clear", "delete_session"):
+            self.memory._notify(method, self.namespace, self.id, args[0] if args else None)
+        return result
+
+    def _info(self) -> Op[SessionInfo]:
+        info = yield Call("get_session", (self.namespace, self.id))
+        if info is None:
+            raise SessionNotFound(f"no session {self.id!r} in namespace {self.namespace!r} (nothing added yet?)")
+        return info  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _new(role: str, content: Content, fields: dict[str, Any]) -> Message:
+        given = {k: v for k, v in fields.items() if v is not None}
+        return Message(role=role, content=content, **given)
+
+    # -- sync / async faces --------------------------------------------------------------------------------------
+    def add(
+        self,
+        role: str,
+        content: Content,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        created_at: datetime | None = None,
+        extras: dict[str, Any] | None = None,
+        id: str | None = None,
+    ) -> Message:
+        """Store one message; returns it with ``seq`` assigned."""
+        message = self._new(role, content, dict(name=name, metadata=metadata, tool_calls=tool_calls,
+                                                tool_call_id=tool_call_id, created_at=created_at, extras=extras, id=id))
+        return run_sync(self.store, self._extend([message]))[0]
+
+    async def aadd(
+        self,
+        role: str,
+        content: Content,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        created_at: datetime | None = None,
+        extras: dict[str, Any] | None = None,
+        id: str | None = None,
+    ) -> Message:
+        message = self._new(role, content, dict(name=name, metadata=metadata, tool_calls=tool_calls,
+                                                tool_call_id=tool_call_id, created_at=created_at, extras=extras, id=id))
+        return (await run_async(self.store, self._extend([message])))[0]
+
+    def extend(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+        """Store several messages atomically (all or none); returns them with seqs."""
+        return run_sync(self.store, self._extend(messages))
+
+    async def aextend(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+        return await run_async(self.store, self._extend(messages))
+
+    def replace(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+        """Atomically swap the whole history for ``messages``."""
+        return run_sync(self.store, self._extend(messages, "replace"))
+
+    async def areplace(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+        return await run_async(self.store, self._extend(messages, "replace"))
+
+    def messages(
+        self, *, last: int | None = None, start: int | None = None, stop: int | None = None, limit: int | None = None
+    ) -> list[Message]:
+        """Messages in seq order: all, the ``last`` N, or ``start <= seq < stop`` (first ``limit``)."""
+        return run_sync(self.store, self._messages(last, start, stop, limit))
+
+    async def amessages(
+        self, *, last: int | None = None, start: int | None = None, stop: int | None = None, limit: int | None = None
+    ) -> list[Message]:
+        return await run_async(self.store, self._messages(last, start, stop, limit))
+
+    def get(self, ids: Iterable[str]) -> list[Message]:
+        """The messages with these ids, in seq order."""
+        return run_sync(self.store, self._simple("get_messages", list(ids)))  # type: ignore[no-any-return]
+
+    async def aget(self, ids: Iterable[str]) -> list[Message]:
+        return await run_async(self.store, self._simple("get_messages", list(ids)))  # type: ignore[no-any-return]
+
+    def delete_messages(self, ids: Iterable[str]) -> int:
+        """Delete messages by id; the rest keep their order and seqs."""
+        return run_sync(self.store, self._simple("delete_messages", list(ids)))  # type: ignore[no-any-return]
+
+    async def adelete_messages(self, ids: Iterable[str]) -> int:
+        return await run_async(self.store, self._simple("delete_messages", list(ids)))  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        return run_sync(self.store, self._simple("count"))  # type: ignore[no-any-return]
+
+    async def acount(self) -> int:
+        return await run_async(self.store, self._simple("count"))  # type: ignore[no-any-return]
+
+    def info(self) -> SessionInfo:
+        """The session's info; raises SessionNotFound before the first add."""
+        return run_sync(self.store, self._info())
+
+    async def ainfo(self) -> SessionInfo:
+        return await run_async(self.store, self._info())
+
+    def exists(self) -> bool:
+        return run_sync(self.store, self._simple("get_session")) is not None
+
+    async def aexists(self) -> bool:
+        return await run_async(self.store, self._simple("get_session")) is not None
+
+    def clear(self) -> int:
+        """Delete every message (and summary) but keep the session; returns how many messages went."""
+        return run_sync(self.store, self._simple("clear"))  # type: ignore[no-any-return]
+
+    async def aclear(self) -> int:
+        return await run_async(self.store, self._simple("clear"))  # type: ignore[no-any-return]
+
+    def delete(self) -> bool:
+        """Delete the session entirely."""
+        return run_sync(self.store, self._simple("delete_session"))  # type: ignore[no-any-return]
+
+    async def adelete(self) -> bool:
+        return await run_async(self.store, self._simple("delete_session"))  # type: ignore[no-any-return]
