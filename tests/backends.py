@@ -1,7 +1,8 @@
 """The backend registry for the conformance suite: name -> factory(request, token, tmp_path) -> (target, options).
 
-Servers (Redis, PostgreSQL) come from session-scoped fixtures in ``tests/servers.py``; a missing server is an error,
-never a skip.
+``token`` is unique per test: a factory must give each token its own empty store (file, key prefix, schema, ...)
+and reach the same data when called again with the same token. Servers (Redis, PostgreSQL) come from
+session-scoped fixtures in ``tests/harness/``; a missing server is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.harness import files, postgres, redis
 
 Factory = Callable[[pytest.FixtureRequest, str, Path], tuple[Any, dict[str, Any]]]
 
@@ -26,4 +29,7 @@ def _sqlite(request: pytest.FixtureRequest, token: str, tmp_path: Path) -> tuple
 BACKENDS: dict[str, Factory] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    **files.FACTORIES,
+    **redis.FACTORIES,
+    **postgres.FACTORIES,
 }
