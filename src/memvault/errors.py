@@ -56,9 +56,14 @@ class UnsupportedOperation(MemvaultError, NotImplementedError):
     """The backend does not offer this operation."""
 
 
+class EmbeddingModelMismatch(MemvaultError):
+    """Stored vectors were made by another embedding model than the one in use: run ``mem.reindex()``."""
+
+
 __all__ = [
     "BackendUnavailable",
     "CorruptData",
+    "EmbeddingModelMismatch",
     "InvalidCursor",
     "InvalidFilter",
     "InvalidMessage",

@@ -275,7 +275,7 @@ def session_header(info: SessionInfo) -> str:
 
 
 def with_seq(messages: Sequence[Message], session_id: str, seqs: Sequence[int]) -> list[Message]:
-    for message, seq in zip(messages, seqs):
+    for message, seq in zip(messages, seqs, strict=True):
         message.session_id = session_id
         message.seq = seq
     return list(messages)

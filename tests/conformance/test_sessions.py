@@ -363,7 +363,7 @@ def test_export_import_round_trip(mem):
     assert info.message_count == len(originals)
     assert info.user_id == "u9" and info.metadata == {"k": "v"}
     copied = mem.session("copy").messages()
-    for a, b in zip(originals, copied):
+    for a, b in zip(originals, copied, strict=True):
         assert (a.id, a.role, a.content, a.metadata, a.created_at, a.tool_calls, a.tool_call_id) == (
             b.id,
             b.role,

@@ -432,8 +432,9 @@ class SQLiteStore(Store):
         last: int | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        where = "namespace = ? AND session_id = ?"
-        params: list[Any] = [ns, sid]
+        # one statement: the liveness check rides along, so no explicit transaction is needed for a snapshot
+        where = f"namespace = ? AND session_id = ? AND EXISTS (SELECT 1 FROM sessions WHERE namespace = ? AND id = ? AND {_LIVE})"
+        params: list[Any] = [ns, sid, ns, sid, self.clock()]
         if start is not None:
             where += " AND seq >= ?"
             params.append(start)
@@ -443,18 +444,16 @@ class SQLiteStore(Store):
         if last is not None:
             sql = f"SELECT seq, body FROM (SELECT seq, body FROM messages WHERE {where} ORDER BY seq DESC LIMIT ?) ORDER BY seq"
             params.append(last)
-            if limit is not None:
-                sql += " LIMIT ?"
-                params.append(limit)
         else:
             sql = f"SELECT seq, body FROM messages WHERE {where} ORDER BY seq"
-            if limit is not None:
-                sql += " LIMIT ?"
-                params.append(limit)
-        with self.transaction(write=False) as c:
-            if self._live_row(c, ns, sid) is None:
-                return []
-            rows = c.execute(sql, params).fetchall()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            try:
+                rows = self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
         return [decode_body(body, session_id=sid, seq=seq, where=f"{self.path} {ns}/{sid}#{seq}") for seq, body in rows]
 
     def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:

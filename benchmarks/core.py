@@ -1,0 +1,83 @@
+"""Core benchmark: append latency and per-turn cost by history size, per backend. Prints JSON.
+
+per-turn = read the last 20 messages + append 2 (what a chat app does each turn). The history is held at exactly
+the given size: the 2 appended messages are removed (untimed) after each turn.
+
+    python benchmarks/core.py [--sizes 10,100,1000,10000] [--turns 200] [--backends memory,sqlite,file]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from memvault import Memory, Message
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def fill(session: Any, size: int) -> None:
+    batch = 1000
+    for start in range(0, size, batch):
+        session.extend(
+            Message("user" if i % 2 == 0 else "assistant", f"message {i}: " + "lorem ipsum dolor sit amet " * 4)
+            for i in range(start, min(size, start + batch))
+        )
+
+
+def measure(url: str, size: int, turns: int) -> dict[str, Any]:
+    with Memory(url) as mem:
+        s = mem.session(f"bench-{size}")
+        s.clear()
+        fill(s, size)
+        appends: list[float] = []
+        per_turn: list[float] = []
+        for i in range(turns):
+            t0 = time.perf_counter()
+            m = s.add("user", f"append probe {i}")
+            appends.append((time.perf_counter() - t0) * 1000)
+            s.delete_messages([m.id])
+            t0 = time.perf_counter()
+            window = s.messages(last=20)
+            added = s.extend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
+            per_turn.append((time.perf_counter() - t0) * 1000)
+            assert len(window) == min(20, size)
+            s.delete_messages([a.id for a in added])
+        assert s.count() == size
+        return {
+            "append_p50_ms": round(percentile(appends, 0.5), 4),
+            "append_p95_ms": round(percentile(appends, 0.95), 4),
+            "turn_p50_ms": round(percentile(per_turn, 0.5), 4),
+            "turn_p95_ms": round(percentile(per_turn, 0.95), 4),
+            "turn_mean_ms": round(statistics.fmean(per_turn), 4),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000,10000")
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--backends", default="memory,sqlite,file")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="memvault-bench-"))
+    urls = {"memory": "memory://bench", "sqlite": f"sqlite:///{workdir / 'bench.db'}", "file": f"file://{workdir / 'files'}"}
+    report: dict[str, Any] = {"benchmark": "core", "turn": "read last 20 + append 2", "turns": args.turns, "results": {}}
+    for name in args.backends.split(","):
+        rows = {str(size): measure(urls[name], size, args.turns) for size in sizes}
+        small, large = rows[str(sizes[0])], rows[str(sizes[-1])]
+        rows["flatness_turn_p50_ratio"] = round(large["turn_p50_ms"] / small["turn_p50_ms"], 3)  # type: ignore[assignment]
+        report["results"][name] = rows
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The ``memvault`` command: sessions, doctor, demo. Every command takes ``--url`` (default: the embedded default)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from memvault import Memory, Message
+from memvault.errors import MemvaultError
+from memvault.urls import default_url, mask_url
+
+app = typer.Typer(help="memvault: persistent agent memory.", no_args_is_help=True, add_completion=False)
+sessions_app = typer.Typer(help="List, show, delete, export and import sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+console = Console()
+err = Console(stderr=True)
+
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Backend URL (default: $MEMVAULT_URL or embedded SQLite).")]
+NsOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Namespace (tenant).")]
+
+DEMO_SESSION = "memvault-demo"
+DEMO_TURNS = [
+    ("user", "Hi! I'm Alice. My favourite colour is blue."),
+    ("assistant", "Nice to meet you, Alice. Blue it is."),
+    ("user", "I'm flying to Paris on 14 March for a conference."),
+    ("assistant", "Noted: Paris, 14 March. Want a reminder the day before?"),
+    ("user", "Yes please, and remind me to pack the charger."),
+    ("assistant", "Done: a reminder on 13 March, charger included."),
+]
+
+
+def _open(url: str | None, namespace: str | None = None) -> Memory:
+    try:
+        return Memory(url, namespace=namespace)
+    except MemvaultError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+@sessions_app.command("list")
+def sessions_list(
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's sessions.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines output.")] = False,
+) -> None:
+    """List sessions, most recently updated first."""
+    with _open(url, namespace) as mem:
+        try:
+            page = mem.sessions(user_id=user, limit=limit, cursor=cursor)
+        except MemvaultError as exc:
+            _fail(exc)
+        if as_json:
+            for info in page:
+                console.print_json(json.dumps({**info.__dict__, **_times(info)}, default=str))
+            return
+        table = Table(title=f"sessions in {mem.store.url} [{mem.namespace}]")
+        for col in ("id", "user", "messages", "bytes", "updated"):
+            table.add_column(col)
+        now = time.time()
+        for info in page:
+            table.add_row(
+                info.id, info.user_id or "", str(info.message_count), str(info.size_bytes),
+                _ago(now - info.updated_at.timestamp()),
+            )
+        console.print(table)
+        if page.next_cursor:
+            console.print(f"more: --cursor {page.next_cursor}")
+
+
+def _times(info: Any) -> dict[str, Any]:
+    return {k: getattr(info, k).isoformat() if getattr(info, k) else None for k in ("created_at", "updated_at", "expires_at")}
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    last: Annotated[int, typer.Option(help="How many of the newest messages.")] = 20,
+) -> None:
+    """Show a session's info and its newest messages."""
+    with _open(url, namespace) as mem:
+        try:
+            info = mem.get_session(session_id)
+            messages = mem.session(session_id).messages(last=last)
+        except MemvaultError as exc:
+            _fail(exc)
+        console.print(f"[bold]{info.id}[/bold] user={info.user_id} messages={info.message_count} "
+                      f"bytes={info.size_bytes} backend={info.backend}")
+        table = Table()
+        for col in ("seq", "role", "content", "created"):
+            table.add_column(col)
+        for m in messages:
+            text = m.text
+            table.add_row(str(m.seq), m.role + (f" ({m.name})" if m.name else ""),
+                          text if len(text) < 200 else text[:197] + "...", m.created_at.isoformat(timespec="seconds"))
+        console.print(table)
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    session_id: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a session with everything it holds."""
+    if not yes:
+        typer.confirm(f"Delete session {session_id!r}?", abort=True)
+    with _open(url, namespace) as mem:
+        try:
+            existed = mem.delete_session(session_id)
+        except MemvaultError as exc:
+            _fail(exc)
+        console.print("deleted" if existed else "no such session")
+        if not existed:
+            raise typer.Exit(1)
+
+
+@sessions_app.command("export")
+def sessions_export(
+    session_id: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+) -> None:
+    """Export a session as JSON Lines."""
+    with _open(url, namespace) as mem:
+        try:
+            lines = mem.export_session(session_id)
+            if output is None:
+                for line in lines:
+                    sys.stdout.write(line + "\n")
+            else:
+                with output.open("w", encoding="utf-8") as fh:
+                    for line in lines:
+                        fh.write(line + "\n")
+        except MemvaultError as exc:
+            _fail(exc)
+
+
+@sessions_app.command("import")
+def sessions_import(
+    path: Annotated[Path, typer.Argument(help="A JSON Lines export ('-' for stdin).")],
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    session_id: Annotated[str | None, typer.Option("--as", help="Import under another session id.")] = None,
+) -> None:
+    """Import a JSON Lines export (messages already present are skipped)."""
+    with _open(url, namespace) as mem:
+        try:
+            if str(path) == "-":
+                info = mem.import_session(sys.stdin, session_id=session_id)
+            else:
+                with path.open(encoding="utf-8") as fh:
+                    info = mem.import_session(fh, session_id=session_id)
+        except (MemvaultError, OSError) as exc:
+            _fail(exc)
+        console.print(f"imported {info.id}: {info.message_count} messages")
+
+
+@sessions_app.command("stats")
+def sessions_stats(url: UrlOpt = None) -> None:
+    """Counts and sizes of the store."""
+    with _open(url) as mem:
+        console.print_json(json.dumps(mem.store.stats(), default=str))
+
+
+@app.command()
+def doctor(url: UrlOpt = None) -> None:
+    """Which backend, is it reachable, schema version, counts."""
+    target = url or default_url()
+    table = Table(title="memvault doctor")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_row("url", mask_url(target))
+    ok = True
+    try:
+        mem = Memory(target)
+    except MemvaultError as exc:
+        table.add_row("open", f"[red]FAILED[/red] {exc}")
+        console.print(table)
+        raise typer.Exit(1) from None
+    with mem:
+        table.add_row("backend", mem.backend)
+        try:
+            started = time.perf_counter()
+            mem.ping()
+            table.add_row("reachable", f"[green]yes[/green] ({(time.perf_counter() - started) * 1000:.2f} ms)")
+            for key, value in mem.store.stats().items():
+                if key not in ("backend", "url"):
+                    table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+        except MemvaultError as exc:
+            ok = False
+            table.add_row("reachable", f"[red]NO[/red] {exc}")
+    console.print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    url: UrlOpt = None,
+    session_id: Annotated[str, typer.Option("--session", help="Session id to use.")] = DEMO_SESSION,
+) -> None:
+    """Write a short conversation, read it back from a NEW process, and show what happened. Offline."""
+    target = url or default_url()
+    with _open(target) as mem:
+        s = mem.session(session_id, user_id="alice", metadata={"source": "memvault demo"})
+        s.clear()
+        started = time.perf_counter()
+        stored = s.extend(Message(role=r, content=c) for r, c in DEMO_TURNS)
+        write_ms = (time.perf_counter() - started) * 1000
+    console.print(f"[bold]1.[/bold] wrote {len(stored)} messages to [cyan]{mask_url(target)}[/cyan] "
+                  f"session [cyan]{session_id}[/cyan] in {write_ms:.2f} ms, then closed the store")
+    code = (
+        "import json, sys\nfrom memvault import Memory\n"
+        "with Memory(sys.argv[1]) as m:\n"
+        "    s = m.session(sys.argv[2])\n"
+        "    print(json.dumps([[x.seq, x.role, x.text] for x in s.messages()]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, target, session_id], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        err.print(f"[red]the second process failed:[/red]\n{proc.stderr}")
+        raise typer.Exit(1)
+    rows = json.loads(proc.stdout)
+    table = Table(title=f"2. read back by a new process (pid != {__import__('os').getpid()}) — it survived")
+    for col in ("seq", "role", "content"):
+        table.add_column(col)
+    for seq, role, text in rows:
+        table.add_row(str(seq), role, text)
+    console.print(table)
+    survived = [r[2] for r in rows] == [c for _, c in DEMO_TURNS]
+    console.print("[green]memory survived the restart[/green]" if survived else "[red]mismatch![/red]")
+    if not survived:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

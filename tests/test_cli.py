@@ -1,0 +1,71 @@
+"""The ``memvault`` command, run in-process with typer's runner (and the demo's second process for real)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from memvault import Memory
+from memvault.cli import DEMO_TURNS, app
+
+runner = CliRunner()
+
+
+def test_demo_writes_and_reads_back_from_a_new_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMVAULT_HOME", str(tmp_path))
+    monkeypatch.delenv("MEMVAULT_URL", raising=False)
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "memory survived the restart" in result.output
+    with Memory() as mem:  # the embedded default under MEMVAULT_HOME
+        assert [m.text for m in mem.session("memvault-demo").messages()] == [c for _, c in DEMO_TURNS]
+    assert (tmp_path / "memvault.db").exists()
+
+
+def test_sessions_commands_round_trip(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with Memory(url) as mem:
+        mem.session("alice", user_id="u1").add("user", "hello from alice")
+        mem.session("bob", user_id="u2").add("user", "hello from bob")
+    listed = runner.invoke(app, ["sessions", "list", "--url", url, "--user", "u1", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert '"alice"' in listed.output and '"bob"' not in listed.output
+    shown = runner.invoke(app, ["sessions", "show", "alice", "--url", url])
+    assert "hello from alice" in shown.output
+    out = tmp_path / "alice.jsonl"
+    assert runner.invoke(app, ["sessions", "export", "alice", "--url", url, "-o", str(out)]).exit_code == 0
+    assert json.loads(out.read_text().splitlines()[1])["content"] == "hello from alice"
+    imported = runner.invoke(app, ["sessions", "import", str(out), "--url", url, "--as", "alice2"])
+    assert imported.exit_code == 0 and "1 messages" in imported.output
+    assert runner.invoke(app, ["sessions", "delete", "alice", "--url", url, "--yes"]).exit_code == 0
+    assert runner.invoke(app, ["sessions", "delete", "alice", "--url", url, "--yes"]).exit_code == 1
+    stats = runner.invoke(app, ["sessions", "stats", "--url", url])
+    assert json.loads(stats.output)["sessions"] == 2
+
+
+def test_show_missing_session_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["sessions", "show", "ghost", "--url", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert result.exit_code == 1
+    assert "no session 'ghost'" in result.output
+
+
+def test_doctor_reports_backend_and_schema(tmp_path):
+    result = runner.invoke(app, ["doctor", "--url", f"sqlite:///{tmp_path / 'd.db'}"])
+    assert result.exit_code == 0, result.output
+    assert "sqlite" in result.output and "core" in result.output
+
+
+def test_doctor_fails_on_a_corrupt_database(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    result = runner.invoke(app, ["doctor", "--url", f"sqlite:///{bad}"])
+    assert result.exit_code == 1
+    assert "not a readable SQLite database" in result.output
+    assert bad.read_bytes() == b"this is not sqlite" * 100  # never overwritten
+
+
+def test_unknown_scheme_is_refused():
+    result = runner.invoke(app, ["sessions", "list", "--url", "ftp://x"])
+    assert result.exit_code == 2
+    assert "unknown backend scheme" in result.output
