@@ -175,8 +175,10 @@ class Memory:
     def _import(
         self, lines: Iterable[str], session_id: str | None, namespace: str | None, user_id: str | None
     ) -> Op[SessionInfo]:
+        # The target namespace is the caller's (never the export header's): an import cannot cross tenants.
+        ns = self._ns(namespace)
         header: dict[str, Any] = {}
-        batch: list[Record] = []
+        batch: list[Message] = []
         target: tuple[str, str] | None = None
         options = AppendOptions()
         for number, raw in enumerate(lines, 1):
@@ -191,25 +193,24 @@ class Memory:
                 continue
             message = decode_line(line)
             if target is None:
-                sid = validate_id(session_id or header.get("id") or message.session_id or "")
-                ns = self._ns(namespace if namespace is not None else header.get("namespace"))
-                owner = user_id if user_id is not None else header.get("user_id")
-                options = AppendOptions(user_id=owner, metadata=header.get("metadata"), ttl=self.ttl)
-                target = (ns, sid)
+                target = (ns, validate_id(session_id or header.get("id") or message.session_id or ""))
+                options = self._import_options(header, user_id)
             batch.append(message)
             if len(batch) >= EXPORT_PAGE:
                 yield from self._import_batch(target, batch, options)
                 batch = []
         if target is None:  # a header and no messages: create the empty session
-            sid = validate_id(session_id or header.get("id") or "")
-            ns = self._ns(namespace if namespace is not None else header.get("namespace"))
-            options = AppendOptions(user_id=user_id or header.get("user_id"), metadata=header.get("metadata"), ttl=self.ttl)
-            target = (ns, sid)
+            target = (ns, validate_id(session_id or header.get("id") or ""))
+            options = self._import_options(header, user_id)
         if batch:
             yield from self._import_batch(target, batch, options)
         else:
             yield Call("ensure_session", (*target, options))
         return (yield Call("get_session", target))  # type: ignore[no-any-return]
+
+    def _import_options(self, header: dict[str, Any], user_id: str | None) -> AppendOptions:
+        owner = user_id if user_id is not None else header.get("user_id")
+        return AppendOptions(user_id=owner, metadata=header.get("metadata"), ttl=self.ttl)
 
     def _import_batch(self, target: tuple[str, str], batch: list[Message], options: AppendOptions) -> Op[None]:
         records = [encode_body(m, self.store.max_message_bytes) for m in batch]
@@ -278,8 +279,9 @@ class Memory:
         namespace: str | None = None,
         user_id: str | None = None,
     ) -> SessionInfo:
-        """Load an export (lines or one string). Ids and timestamps are kept; seqs are assigned anew; messages
-        whose id is already in the session are skipped, so importing twice is harmless."""
+        """Load an export (lines or one string) into this Memory's namespace (or ``namespace``). Ids and timestamps
+        are kept; seqs are assigned anew; messages whose id is already in the session are skipped, so importing
+        twice is harmless."""
         if isinstance(lines, str):
             lines = lines.splitlines()
         return run_sync(self.store, self._import(lines, session_id, namespace, user_id))

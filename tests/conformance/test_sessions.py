@@ -436,3 +436,14 @@ async def test_async_twins(make_memory):
         assert await s.aclear() == 2
         assert await mem.adelete_session("async") is True
         assert (await mem.aget_session("async-copy")).message_count == 3
+
+
+def test_import_lands_in_the_importers_namespace(make_memory):
+    source = make_memory(namespace="tenant-a")
+    source.session("conv").add("user", "from A")
+    lines = list(source.export_session("conv"))
+    target = make_memory(namespace="tenant-b")
+    info = target.import_session(lines)
+    assert info.namespace == "tenant-b"
+    assert [m.text for m in target.session("conv").messages()] == ["from A"]
+    assert source.session("conv").count() == 1
