@@ -1,0 +1,1177 @@
+"""``file:///dir`` — one append-only JSON Lines file per session, readable with ``cat`` / ``jq``; safe for several
+threads and processes at once on one machine (POSIX: Linux, macOS).
+
+Layout (every id is encoded by :func:`encode_name`, so nothing can escape ``dir``)::
+
+    dir/memvault-files.json                   format marker
+    dir/<ns>/<sid>/meta.json                  session fields and the commit point (see below)
+    dir/<ns>/<sid>/messages.<gen>.jsonl       one message per line: {"seq":N, ...canonical body...}
+    dir/<ns>/<sid>/records.json               {kind: {key: data}} (summaries, state)
+    dir/<ns>/<sid>/lock                       flock(2) target, empty
+
+How writes stay atomic: a writer holds an exclusive ``flock`` on the session's ``lock`` file (plus a thread lock,
+because flock emulations on network file systems do not exclude threads of one process). It appends its whole
+batch to the messages file, then atomically replaces ``meta.json`` (temp file + ``os.replace``), which records the
+committed length of the messages file. Bytes past that length are an interrupted write: the next writer saves them
+to ``messages.<gen>.jsonl.torn-<time>`` (never dropped silently) and truncates them. Readers take no lock: they read
+``meta.json`` once and only the committed bytes it names, so they never block writers and never see half a batch.
+
+Trimming (``max_messages``) only moves ``head`` (the byte offset of the oldest live line) forward; the file is
+compacted into a new generation when its dead prefix outgrows its live part (amortised O(1) per append).
+``delete_messages``, ``replace`` and ``clear`` rewrite the session into a new generation file, commit it through
+``meta.json`` and then remove the old one, so a crash at any point leaves the previous or the new state.
+
+Reads never load the whole session: ``last=N`` reads blocks backwards from the end; seq ranges binary-search the
+file (lines are sorted by seq). Idempotent appends need the session's message ids: each process keeps an id index
+per session (bounded LRU), built by one scan of the file the first time and then caught up incrementally.
+Listing sessions reads every ``meta.json`` of the namespace: O(sessions) per call on this backend.
+
+A corrupt session (unreadable ``meta.json``/``records.json``, a bad line, a truncated file) raises
+:class:`~memvault.errors.CorruptData` naming the file, and its directory is moved aside to
+``<sid>.corrupt-<utc time>`` (never overwritten); the rest of the store keeps working.
+
+Durability: by default nothing is fsynced (a committed write survives a crash of the process, not necessarily a
+power loss); ``?fsync=true`` fsyncs the messages file, ``meta.json`` and the directory on every write.
+``?lock_timeout=<seconds>`` (default 10) bounds how long a writer waits for another one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from memvault.contract import AppendOptions, SessionQuery, Store, page_of, session_matches
+from memvault.errors import (
+    BackendUnavailable,
+    CorruptData,
+    InvalidMessage,
+    InvalidURL,
+    SchemaVersionError,
+    SessionNotFound,
+)
+from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
+from memvault.urls import file_path, query_options
+
+logger = logging.getLogger("memvault.files")
+T = TypeVar("T")
+
+FORMAT_VERSION = 1
+MARKER = "memvault-files.json"
+META = "meta.json"
+RECORDS = "records.json"
+LOCK = "lock"
+MAX_NAME = 120  # longer encodings become "~" + sha256, leaving room for suffixes under NAME_MAX (255)
+COMPACT_MIN = 64 * 1024  # compact a trimmed file once its dead prefix is this large and outweighs the live part
+CACHE_SESSIONS = 256
+CACHE_IDS = 500_000
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
+_TRUE = {"1", "true", "yes", "on"}
+# what this module writes: {"seq":N,"v":V,"id":"<id without escapes>",...  (the id group is optional)
+_CANONICAL = re.compile(rb'\{"seq":(\d+),(?:"v":\d+,"id":"([^"\\]*)",)?')
+
+
+def encode_name(value: str) -> str:
+    """A file name for an id: bytes outside ``[a-z0-9_-]`` become ``%XX`` (upper-case letters too, so ids that
+    differ by case stay apart on case-insensitive file systems); encodings over 120 characters become
+    ``~<sha256>``. The result never contains ``.`` or ``/``."""
+    raw = value.encode("utf-8")
+    name = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
+    if len(name) > MAX_NAME:
+        return "~" + hashlib.sha256(raw).hexdigest()
+    return name
+
+
+def _seq_prefix(seq: int) -> bytes:
+    return b'{"seq":%d,' % seq
+
+
+def _line_seq(line: bytes) -> int | None:
+    """The seq of a stored line (its fixed prefix, or the parsed JSON for a hand-written line); None if unusable."""
+    match = _CANONICAL.match(line)
+    if match:
+        return int(match.group(1))
+    try:
+        seq = json.loads(line).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+def _line_id(line: bytes) -> str | None:
+    """The message id of a stored line (fast path for the canonical key order, JSON otherwise)."""
+    match = _CANONICAL.match(line)
+    if match and match.group(2) is not None:
+        return match.group(2).decode("utf-8", "replace")
+    try:
+        value = json.loads(line).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _body_size(line: bytes, seq: int) -> int:
+    """Bytes of the canonical body inside a stored line (what ``size_bytes`` counts, as on every backend)."""
+    prefix = _seq_prefix(seq)
+    return len(line) - len(prefix) + 1 if line.startswith(prefix) else len(line)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class _Meta:
+    """``meta.json``: the session's fields and the committed state of its messages file."""
+
+    namespace: str
+    id: str
+    uid: str
+    user_id: str | None
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    last_seq: int = 0
+    count: int = 0
+    size: int = 0
+    gen: int = 1
+    head: int = 0
+    bytes: int = 0
+    records_id: str = ""
+    format: int = FORMAT_VERSION
+
+    @property
+    def file(self) -> str:
+        return f"messages.{self.gen}.jsonl"
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+    @classmethod
+    def decode(cls, raw: bytes, path: Path) -> _Meta:
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            if isinstance(data.get("format"), int) and data["format"] > FORMAT_VERSION:
+                raise SchemaVersionError(
+                    f"{path} was written by a newer memvault (format v{data['format']}, this one reads "
+                    f"v{FORMAT_VERSION}); upgrade memvault"
+                )
+            meta = cls(**data)
+            ints = (meta.last_seq, meta.count, meta.size, meta.gen, meta.head, meta.bytes)
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
+                raise TypeError("counters must be non-negative ints")
+            if not (isinstance(meta.namespace, str) and isinstance(meta.id, str) and isinstance(meta.uid, str)):
+                raise TypeError("namespace, id and uid must be strings")
+            if meta.user_id is not None and not isinstance(meta.user_id, str):
+                raise TypeError("user_id must be a string or null")
+            if not isinstance(meta.metadata, dict):
+                raise TypeError("metadata must be an object")
+            if not (_number(meta.created_at) and _number(meta.updated_at)):
+                raise TypeError("created_at and updated_at must be numbers")
+            if meta.expires_at is not None and not _number(meta.expires_at):
+                raise TypeError("expires_at must be a number or null")
+            if meta.head > meta.bytes or meta.gen < 1:
+                raise TypeError("head/bytes/gen out of range")
+        except SchemaVersionError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise CorruptData(f"{path} is not a readable session file ({exc})", path=str(path)) from None
+        return meta
+
+
+@dataclass
+class _IdIndex:
+    """Message id -> (seq, offset, length) of one session generation, as far as byte ``upto``."""
+
+    uid: str
+    gen: int
+    upto: int
+    ids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    order: deque[tuple[int, str]] = field(default_factory=deque)  # (offset, id), file order
+
+    def add(self, mid: str, seq: int, offset: int, length: int) -> None:
+        self.ids[mid] = (seq, offset, length)
+        self.order.append((offset, mid))
+
+    def drop_before(self, head: int) -> None:
+        while self.order and self.order[0][0] < head:
+            _, mid = self.order.popleft()
+            self.ids.pop(mid, None)
+
+
+class FileStore(Store):
+    """Sessions as JSON Lines files under one directory."""
+
+    backend: ClassVar[str] = "file"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+
+    def __init__(
+        self, path: str | Path, *, fsync: bool | str = False, lock_timeout: float | str = 10.0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if fcntl is None:  # pragma: no cover - Windows
+            raise BackendUnavailable("the file:// backend needs POSIX file locks (Linux, macOS); use sqlite:/// here")
+        self.root = Path(path).expanduser().absolute()
+        self.fsync = fsync.lower() in _TRUE if isinstance(fsync, str) else bool(fsync)
+        self.lock_timeout = float(lock_timeout)
+        self.bytes_read = 0  # diagnostic: bytes read from message files (tests use it to prove reads stay small)
+        self._stripes = [threading.RLock() for _ in range(64)]
+        self._cache: OrderedDict[tuple[str, str], _IdIndex] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._closed = False
+        self._open_root()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> FileStore:
+        merged: dict[str, Any] = {**query_options(url), **options}
+        return cls(file_path(url), **merged)
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.root}"
+
+    def _open_root(self) -> None:
+        marker = self.root / MARKER
+        try:
+            if marker.exists():
+                self._check_marker(marker)
+                return
+            if self.root.exists() and any(not p.name.startswith(MARKER) for p in self.root.iterdir()):
+                raise InvalidURL(
+                    f"{self.root} already holds other files and is not a memvault file store; "
+                    "point file:// at a new or empty directory"
+                )
+            self.root.mkdir(parents=True, exist_ok=True)
+            body = json.dumps({"format": "memvault-files", "version": FORMAT_VERSION}).encode() + b"\n"
+            self._write_atomic(marker, body)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot use {self.root} as a file store: {exc}") from exc
+
+    def _check_marker(self, marker: Path) -> None:
+        try:
+            data = json.loads(marker.read_bytes())
+            version = data["version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptData(f"{marker} is unreadable ({exc}); restore it or remove it", path=str(marker)) from None
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise SchemaVersionError(
+                f"{self.root} uses file-store format v{version}; this memvault reads v{FORMAT_VERSION}: upgrade"
+            )
+
+    # -- low-level I/O -------------------------------------------------------------------------------------------
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if self.fsync:
+            self._fsync_dir(path.parent)
+
+    @staticmethod
+    def _fsync_dir(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _pread(self, fd: int, size: int, offset: int, path: Path) -> bytes:
+        data = os.pread(fd, size, offset)
+        while len(data) < size:
+            more = os.pread(fd, size - len(data), offset + len(data))
+            if not more:
+                raise CorruptData(
+                    f"{path} ends at byte {offset + len(data)}, before its committed length: it was truncated",
+                    path=str(path),
+                )
+            data += more
+        self.bytes_read += size
+        return data
+
+    def _iter_lines(self, fd: int, lo: int, hi: int, path: Path, block: int = 16384) -> Iterator[tuple[int, bytes]]:
+        """(offset, line without newline) for every line in ``[lo, hi)``, read in growing blocks."""
+        pos, start, carry = lo, lo, b""
+        while pos < hi:
+            size = min(block, hi - pos)
+            data = carry + self._pread(fd, size, pos, path)
+            pos += size
+            pieces = data.split(b"\n")
+            carry = pieces.pop()
+            for piece in pieces:
+                yield start, piece
+                start += len(piece) + 1
+            block = min(block * 2, 1 << 20)
+        if carry:
+            raise CorruptData(f"{path} has an unterminated line at byte {start}", path=str(path))
+
+    def _tail(self, fd: int, lo: int, hi: int, n: int, path: Path) -> list[tuple[int, bytes]]:
+        """The last ``n`` lines of ``[lo, hi)``, reading blocks backwards from ``hi`` (a line boundary)."""
+        out: list[tuple[int, bytes]] = []
+        pos, carry, block = hi, b"", 8192
+        while pos > lo and len(out) < n:
+            size = min(block, pos - lo)
+            pos -= size
+            data = self._pread(fd, size, pos, path) + carry
+            pieces = data.split(b"\n")
+            pieces.pop()  # data ends with a newline: nothing follows it
+            # the first piece may be a line whose beginning lies before ``pos``: keep it for the next block
+            carry = pieces.pop(0) + b"\n" if pos > lo else b""
+            end = pos + len(data)
+            for piece in reversed(pieces):
+                end -= len(piece) + 1
+                out.append((end, piece))
+            block = min(block * 2, 1 << 20)
+        return out[:n][::-1]
+
+    def _line_at(self, fd: int, start: int, hi: int, path: Path) -> bytes:
+        """The line starting at ``start`` (with its newline)."""
+        chunk, data = 256, b""
+        while True:
+            size = min(chunk, hi - start - len(data))
+            if size <= 0:
+                raise CorruptData(f"{path} has an unterminated line at byte {start}", path=str(path))
+            data += self._pread(fd, size, start + len(data), path)
+            i = data.find(b"\n", len(data) - size)
+            if i >= 0:
+                return data[: i + 1]
+            chunk = min(chunk * 4, 1 << 20)
+
+    def _line_start(self, fd: int, pos: int, lo: int, hi: int, path: Path) -> int:
+        """The first line start at or after ``pos`` (``hi`` when there is none before it)."""
+        if pos <= lo:
+            return lo
+        p = pos - 1
+        while p < hi:
+            data = self._pread(fd, min(4096, hi - p), p, path)
+            i = data.find(b"\n")
+            if i >= 0:
+                return p + i + 1
+            p += len(data)
+        return hi
+
+    def _lower_bound(self, fd: int, lo: int, hi: int, target: int, path: Path) -> int:
+        """Offset of the first line in ``[lo, hi)`` whose seq is >= ``target`` (``hi`` if none): binary search."""
+        while lo < hi:
+            mid = (lo + hi) // 2
+            start = self._line_start(fd, mid, lo, hi, path)
+            if start >= hi:
+                start = lo
+            line = self._line_at(fd, start, hi, path)
+            seq = _line_seq(line[:-1])
+            if seq is None:
+                raise CorruptData(f"{path} has a line without a seq at byte {start}", path=str(path))
+            if seq >= target:
+                hi = start
+            else:
+                lo = start + len(line)
+        return lo
+
+    def _decode(self, ns: str, sid: str, path: Path, offset: int, line: bytes) -> Message:
+        seq = _line_seq(line)
+        if seq is None:
+            raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
+        try:
+            return decode_body(line, session_id=sid, seq=seq)
+        except CorruptData as exc:
+            raise CorruptData(f"{path}, line at byte {offset}: {exc}", path=str(path)) from None
+
+    # -- sessions on disk ----------------------------------------------------------------------------------------
+    def _dir(self, ns: str, sid: str) -> Path:
+        if self._closed:
+            raise BackendUnavailable(f"file store {self.root} is closed")
+        return self.root / encode_name(ns) / encode_name(sid)
+
+    def _load_meta(self, d: Path, ns: str | None = None, sid: str | None = None) -> _Meta | None:
+        path = d / META
+        try:
+            raw = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        meta = _Meta.decode(raw, path)
+        if (ns is not None and meta.namespace != ns) or (sid is not None and meta.id != sid):
+            raise CorruptData(
+                f"{path} belongs to session {meta.namespace!r}/{meta.id!r}, not {ns!r}/{sid!r}", path=str(path)
+            )
+        return meta
+
+    def _alive(self, meta: _Meta, now: float | None = None) -> bool:
+        return meta.expires_at is None or meta.expires_at > (self.clock() if now is None else now)
+
+    def _info(self, meta: _Meta) -> SessionInfo:
+        return SessionInfo(
+            id=meta.id,
+            namespace=meta.namespace,
+            user_id=meta.user_id,
+            created_at=from_epoch(meta.created_at),  # type: ignore[arg-type]
+            updated_at=from_epoch(meta.updated_at),  # type: ignore[arg-type]
+            message_count=meta.count,
+            size_bytes=meta.size,
+            metadata=meta.metadata,
+            expires_at=from_epoch(meta.expires_at),
+            backend=self.backend,
+            last_seq=meta.last_seq,
+        )
+
+    def _commit(self, d: Path, meta: _Meta) -> None:
+        self._write_atomic(d / META, meta.encode())
+
+    def _open_messages(self, d: Path, meta: _Meta, *, write: bool) -> int | None:
+        """An fd on the committed messages file, after checking it against ``meta``. Writers also set aside an
+        interrupted write's bytes. Returns None (lock-free readers only) when a concurrent rewrite removed it."""
+        path = d / meta.file
+        try:
+            fd = os.open(path, os.O_RDWR if write else os.O_RDONLY)
+        except FileNotFoundError:
+            if not write:
+                return None
+            raise CorruptData(
+                f"{path} is missing (meta.json expects {meta.bytes} bytes in it)", path=str(path)
+            ) from None
+        try:
+            size = os.fstat(fd).st_size
+            if size < meta.bytes:
+                raise CorruptData(
+                    f"{path} holds {size} bytes but {meta.bytes} were committed: the file was truncated",
+                    path=str(path),
+                )
+            if meta.bytes > meta.head and self._pread(fd, 1, meta.bytes - 1, path) != b"\n":
+                raise CorruptData(
+                    f"{path} does not end a line at its committed length {meta.bytes}: it was overwritten or edited",
+                    path=str(path),
+                )
+            if write and size > meta.bytes:
+                torn = path.with_name(f"{path.name}.torn-{_stamp()}")
+                torn.write_bytes(self._pread(fd, size - meta.bytes, meta.bytes, path))
+                os.ftruncate(fd, meta.bytes)
+                logger.warning(
+                    "%s: %d bytes of an interrupted write were not committed; saved them to %s",
+                    path,
+                    size - meta.bytes,
+                    torn,
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _new_file(self, d: Path, meta: _Meta, data: bytes = b"") -> None:
+        path = d / meta.file
+        try:
+            existing = path.stat().st_size
+        except FileNotFoundError:
+            existing = 0
+        if existing:  # left by a writer that crashed before committing
+            torn = path.with_name(f"{path.name}.torn-{_stamp()}")
+            os.rename(path, torn)
+            logger.warning("%s held %d uncommitted bytes; moved them to %s", path, existing, torn)
+        with open(path, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _quarantine(self, ns: str, sid: str, d: Path, exc: CorruptData) -> CorruptData:
+        """Move a corrupt session's directory aside (never over anything) and say where it went."""
+        base = d.with_name(f"{d.name}.corrupt-{_stamp()}")
+        target, n = base, 0
+        while target.exists():
+            n += 1
+            target = base.with_name(f"{base.name}-{n}")
+        os.rename(d, target)
+        self._forget(ns, sid)
+        logger.warning("corrupt session %r/%r: %s; moved %s aside to %s", ns, sid, exc, d, target)
+        moved = target / Path(exc.path).name if exc.path else target
+        return CorruptData(
+            f"{exc} The session's files were moved to {target} for inspection (the bad file is now {moved}); "
+            "the session starts empty on its next write.",
+            path=exc.path,
+            moved_to=str(target),
+        )
+
+    def _forget(self, ns: str, sid: str) -> None:
+        with self._cache_lock:
+            self._cache.pop((ns, sid), None)
+
+    # -- locking -------------------------------------------------------------------------------------------------
+    def _acquire(self, fd: int, lock: Path) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.0001
+        while True:
+            time.sleep(delay)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BackendUnavailable(
+                        f"{lock} stayed locked by another writer for over {self.lock_timeout:g}s; raise "
+                        "?lock_timeout= or find the stuck process"
+                    ) from None
+                delay = min(delay * 2, 0.002)
+
+    @contextmanager
+    def _locked(self, ns: str, sid: str, *, create: bool) -> Iterator[Path | None]:
+        """Exclusive access to one session across threads and processes. Yields its directory, or None when the
+        session has no directory and ``create`` is false."""
+        d = self._dir(ns, sid)
+        lock = d / LOCK
+        with self._stripes[hash((ns, sid)) % len(self._stripes)]:
+            while True:
+                try:
+                    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+                except FileNotFoundError:
+                    if not create:
+                        yield None
+                        return
+                    d.mkdir(parents=True, exist_ok=True)
+                    continue
+                try:
+                    self._acquire(fd, lock)
+                    # the directory may have been deleted or moved aside while we waited: then start over
+                    same = os.path.samestat(os.stat(lock), os.fstat(fd))
+                except FileNotFoundError:
+                    same = False
+                except BaseException:
+                    os.close(fd)
+                    raise
+                if same:
+                    break
+                os.close(fd)
+            try:
+                yield d
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _write(self, ns: str, sid: str, create: bool, op: Callable[[Path, _Meta | None], T], missing: T) -> T:
+        """Run ``op(dir, meta)`` under the session lock; a corrupt session is moved aside and reported."""
+        with self._locked(ns, sid, create=create) as d:
+            if d is None:
+                return missing
+            try:
+                return op(d, self._load_meta(d, ns, sid))
+            except CorruptData as exc:
+                raise self._quarantine(ns, sid, d, exc) from None
+
+    def _read(self, ns: str, sid: str, op: Callable[[Path, _Meta, int], T], missing: T, *, file: bool = True) -> T:
+        """Run ``op(dir, meta, fd)`` on a consistent snapshot without locking (``fd`` is -1 unless ``file``). If the
+        data looks corrupt, retry under the lock (a race is not corruption) and only then move the session aside."""
+        d = self._dir(ns, sid)
+        try:
+            for _ in range(5):
+                meta = self._load_meta(d, ns, sid)
+                if meta is None or not self._alive(meta):
+                    return missing
+                if not file:
+                    return op(d, meta, -1)
+                fd = self._open_messages(d, meta, write=False)
+                if fd is None:
+                    continue  # rewritten under our feet: take the new snapshot
+                try:
+                    return op(d, meta, fd)
+                finally:
+                    os.close(fd)
+        except CorruptData:
+            pass
+
+        def locked(d: Path, meta: _Meta | None) -> T:
+            if meta is None or not self._alive(meta):
+                return missing
+            if not file:
+                return op(d, meta, -1)
+            fd = self._open_messages(d, meta, write=True)
+            try:
+                return op(d, meta, fd)  # type: ignore[arg-type]
+            finally:
+                os.close(fd)  # type: ignore[arg-type]
+
+        return self._write(ns, sid, False, locked, missing)
+
+    # -- the id index --------------------------------------------------------------------------------------------
+    def _index(self, d: Path, meta: _Meta, fd: int) -> _IdIndex:
+        """This process's id index of the session, caught up with ``meta`` (call with the session's stripe held)."""
+        key = (meta.namespace, meta.id)
+        with self._cache_lock:
+            index = self._cache.get(key)
+            if index is not None:
+                self._cache.move_to_end(key)
+        if index is None or index.uid != meta.uid or index.gen != meta.gen or index.upto > meta.bytes:
+            index = _IdIndex(meta.uid, meta.gen, meta.head)
+        index.drop_before(meta.head)
+        index.upto = max(index.upto, meta.head)
+        path = d / meta.file
+        for offset, line in self._iter_lines(fd, index.upto, meta.bytes, path, block=1 << 20):
+            seq, mid = _line_seq(line), _line_id(line)
+            if seq is None or mid is None:
+                raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
+            index.add(mid, seq, offset, len(line) + 1)
+        index.upto = meta.bytes
+        self._remember(key, index)
+        return index
+
+    def _remember(self, key: tuple[str, str], index: _IdIndex) -> None:
+        with self._cache_lock:
+            self._cache[key] = index
+            self._cache.move_to_end(key)
+            total = sum(len(i.ids) for i in self._cache.values())
+            while len(self._cache) > 1 and (len(self._cache) > CACHE_SESSIONS or total > CACHE_IDS):
+                _, old = self._cache.popitem(last=False)
+                total -= len(old.ids)
+
+    # -- writes --------------------------------------------------------------------------------------------------
+    def _fresh(self, d: Path, ns: str, sid: str, meta: _Meta | None, options: AppendOptions, now: float) -> _Meta:
+        """A new, uncommitted session replacing ``meta`` (absent or expired); its empty messages file exists."""
+        metadata = dict(options.metadata or {})
+        try:
+            json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            raise InvalidMessage(f"session metadata must be JSON-serializable text: {exc}") from None
+        fresh = _Meta(
+            namespace=ns,
+            id=sid,
+            uid=uuid.uuid4().hex,
+            user_id=options.user_id,
+            metadata=metadata,
+            created_at=now,
+            updated_at=now,
+            expires_at=None,
+            gen=1 if meta is None else meta.gen + 1,
+            records_id=uuid.uuid4().hex,
+        )
+        self._new_file(d, fresh)
+        return fresh
+
+    def _live_or_fresh(
+        self, d: Path, ns: str, sid: str, meta: _Meta | None, options: AppendOptions
+    ) -> tuple[_Meta, _Meta | None]:
+        """(the live session, the expired one it replaces if any)."""
+        now = self.clock()
+        if meta is not None and self._alive(meta, now):
+            return meta, None
+        return self._fresh(d, ns, sid, meta, options, now), meta
+
+    def _touch(self, meta: _Meta, options: AppendOptions) -> None:
+        now = self.clock()
+        meta.updated_at = max(meta.updated_at, now)
+        meta.expires_at = None if options.ttl is None else now + options.ttl
+
+    def _drop_old(self, d: Path, old: _Meta | None, current: _Meta) -> None:
+        """After a commit: remove the superseded generation's files."""
+        if old is None:
+            return
+        if old.gen != current.gen:
+            (d / old.file).unlink(missing_ok=True)
+        if old.records_id != current.records_id:
+            (d / RECORDS).unlink(missing_ok=True)
+
+    def _sync(self, fd: int) -> None:
+        if self.fsync:
+            os.fsync(fd)
+
+    def _pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view, offset = view[n:], offset + n
+
+    def _trim(self, fd: int, meta: _Meta, path: Path, max_messages: int | None) -> None:
+        """Drop the oldest messages beyond ``max_messages`` by moving ``head`` forward."""
+        if max_messages is None or meta.count <= max_messages:
+            return
+        excess = meta.count - max_messages
+        for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path):
+            seq = _line_seq(line)
+            if seq is None:
+                raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
+            meta.size -= _body_size(line, seq)
+            meta.count -= 1
+            meta.head = offset + len(line) + 1
+            excess -= 1
+            if not excess:
+                break
+
+    def _rewrite(self, d: Path, meta: _Meta, lines: list[bytes]) -> _Meta:
+        """A new generation holding ``lines`` (committed by the caller)."""
+        new = _Meta(**{**asdict(meta), "gen": meta.gen + 1, "head": 0, "bytes": sum(len(x) for x in lines)})
+        self._new_file(d, new, b"".join(lines))
+        return new
+
+    def _maybe_compact(self, d: Path, meta: _Meta, fd: int, index: _IdIndex | None) -> _Meta:
+        dead, live = meta.head, meta.bytes - meta.head
+        if dead < COMPACT_MIN or dead < live:
+            return meta
+        new = _Meta(**{**asdict(meta), "gen": meta.gen + 1, "head": 0, "bytes": live})
+        self._new_file(d, new, self._pread(fd, live, meta.head, d / meta.file) if live else b"")
+        if index is not None:  # same lines, shifted by the dead prefix
+            index.drop_before(meta.head)
+            index.gen, index.upto = new.gen, live
+            index.order = deque((off - dead, mid) for off, mid in index.order)
+            index.ids = {mid: (seq, off - dead, n) for mid, (seq, off, n) in index.ids.items()}
+        return new
+
+    def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        def op(d: Path, meta: _Meta | None) -> list[int]:
+            meta, old = self._live_or_fresh(d, ns, sid, meta, options)
+            fd = self._open_messages(d, meta, write=True)
+            try:
+                index = self._index(d, meta, fd)
+                try:
+                    seqs = self._append(d, meta, old, fd, index, records, options)
+                except BaseException:
+                    self._forget(ns, sid)
+                    raise
+            finally:
+                os.close(fd)  # type: ignore[arg-type]
+            return seqs
+
+        return self._write(ns, sid, True, op, [])
+
+    def _append(
+        self,
+        d: Path,
+        meta: _Meta,
+        old: _Meta | None,
+        fd: int,
+        index: _IdIndex,
+        records: Sequence[Record],
+        options: AppendOptions,
+    ) -> list[int]:
+        seqs: list[int] = []
+        chunks: list[bytes] = []
+        added: list[tuple[str, int, int, int]] = []
+        batch: dict[str, int] = {}
+        pos = meta.bytes
+        for record in records:
+            known = index.ids.get(record.id)
+            if known is not None or record.id in batch:
+                seqs.append(known[0] if known is not None else batch[record.id])
+                continue
+            meta.last_seq += 1
+            body = record.body.encode("utf-8")
+            line = _seq_prefix(meta.last_seq) + body[1:] + b"\n"
+            chunks.append(line)
+            added.append((record.id, meta.last_seq, pos, len(line)))
+            batch[record.id] = meta.last_seq
+            seqs.append(meta.last_seq)
+            pos += len(line)
+            meta.count += 1
+            meta.size += len(body)
+        if chunks:
+            self._pwrite(fd, b"".join(chunks), meta.bytes)
+            self._sync(fd)
+            meta.bytes = pos
+        path = d / meta.file
+        self._trim(fd, meta, path, options.max_messages)
+        self._touch(meta, options)
+        committed = self._maybe_compact(d, meta, fd, None)
+        self._commit(d, committed)
+        self._drop_old(d, old, committed)
+        if committed.gen != meta.gen:
+            (d / meta.file).unlink(missing_ok=True)
+            self._forget(meta.namespace, meta.id)
+        else:
+            for mid, seq, offset, length in added:
+                index.add(mid, seq, offset, length)
+            index.upto = meta.bytes
+            index.drop_before(meta.head)
+        return seqs
+
+    def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        def op(d: Path, meta: _Meta | None) -> list[int]:
+            meta, old = self._live_or_fresh(d, ns, sid, meta, options)
+            seqs: list[int] = []
+            lines: list[tuple[bytes, int]] = []
+            batch: dict[str, int] = {}
+            for record in records:
+                if record.id in batch:
+                    seqs.append(batch[record.id])
+                    continue
+                meta.last_seq += 1
+                body = record.body.encode("utf-8")
+                lines.append((_seq_prefix(meta.last_seq) + body[1:] + b"\n", len(body)))
+                batch[record.id] = meta.last_seq
+                seqs.append(meta.last_seq)
+            if options.max_messages is not None:
+                lines = lines[-options.max_messages :]
+            previous = meta
+            new = self._rewrite(d, meta, [line for line, _ in lines])
+            new.count, new.size = len(lines), sum(size for _, size in lines)
+            self._touch(new, options)
+            self._commit(d, new)
+            self._forget(ns, sid)
+            (d / previous.file).unlink(missing_ok=True)
+            self._drop_old(d, old, new)
+            return seqs
+
+        return self._write(ns, sid, True, op, [])
+
+    def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
+        def op(d: Path, meta: _Meta | None) -> SessionInfo:
+            meta, old = self._live_or_fresh(d, ns, sid, meta, options)
+            self._touch(meta, options)
+            self._commit(d, meta)
+            self._drop_old(d, old, meta)
+            return self._info(meta)
+
+        return self._write(ns, sid, True, op, None)  # type: ignore[arg-type]
+
+    def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
+        def op(d: Path, meta: _Meta | None) -> int:
+            if meta is None or not self._alive(meta):
+                return 0
+            fd = self._open_messages(d, meta, write=True)
+            try:
+                index = self._index(d, meta, fd)
+                doomed = {index.ids[i][1] for i in set(ids) if i in index.ids}
+                if not doomed:
+                    return 0
+                path = d / meta.file
+                kept: list[bytes] = []
+                removed = 0
+                for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=1 << 20):
+                    if offset in doomed:
+                        seq = _line_seq(line)
+                        removed += _body_size(line, seq) if seq is not None else len(line)
+                    else:
+                        kept.append(line + b"\n")
+            finally:
+                os.close(fd)
+            new = self._rewrite(d, meta, kept)
+            new.count -= len(doomed)
+            new.size -= removed
+            new.updated_at = max(new.updated_at, self.clock())
+            self._commit(d, new)
+            self._forget(ns, sid)
+            (d / meta.file).unlink(missing_ok=True)
+            return len(doomed)
+
+        return self._write(ns, sid, False, op, 0)
+
+    def clear(self, ns: str, sid: str) -> int:
+        def op(d: Path, meta: _Meta | None) -> int:
+            if meta is None or not self._alive(meta):
+                return 0
+            new = self._rewrite(d, meta, [])
+            new.count = new.size = 0
+            new.records_id = uuid.uuid4().hex
+            new.updated_at = max(new.updated_at, self.clock())
+            self._commit(d, new)
+            self._forget(ns, sid)
+            (d / meta.file).unlink(missing_ok=True)
+            (d / RECORDS).unlink(missing_ok=True)
+            return meta.count
+
+        return self._write(ns, sid, False, op, 0)
+
+    def delete_session(self, ns: str, sid: str) -> bool:
+        with self._locked(ns, sid, create=False) as d:
+            if d is None:
+                return False
+            try:
+                meta = self._load_meta(d, ns, sid)
+                existed = meta is not None and self._alive(meta)
+            except CorruptData as exc:  # the caller wants it gone: delete rather than keep a copy around
+                logger.warning("deleting corrupt session %r/%r: %s", ns, sid, exc)
+                existed = True
+            gone = d.with_name(f"{d.name}.deleted-{uuid.uuid4().hex[:12]}")
+            os.rename(d, gone)
+            self._forget(ns, sid)
+        shutil.rmtree(gone, ignore_errors=True)
+        return existed
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+    def get_session(self, ns: str, sid: str) -> SessionInfo | None:
+        return self._read(ns, sid, lambda d, meta, fd: self._info(meta), None, file=False)
+
+    def count(self, ns: str, sid: str) -> int:
+        return self._read(ns, sid, lambda d, meta, fd: meta.count, 0, file=False)
+
+    def read(
+        self,
+        ns: str,
+        sid: str,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        last: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        def op(d: Path, meta: _Meta, fd: int) -> list[Message]:
+            path = d / meta.file
+            if meta.bytes == meta.head or last == 0 or limit == 0:
+                return []
+            if start is not None and (start > meta.last_seq or (stop is not None and stop <= start)):
+                return []
+            lo = meta.head if start is None else self._lower_bound(fd, meta.head, meta.bytes, start, path)
+            hi = meta.bytes if stop is None else self._lower_bound(fd, lo, meta.bytes, stop, path)
+            if lo >= hi:
+                return []
+            if last is not None:
+                lines = self._tail(fd, lo, hi, last, path)
+                if limit is not None:
+                    lines = lines[:limit]
+            else:
+                lines = []
+                for item in self._iter_lines(fd, lo, hi, path, block=16384 if limit else 1 << 20):
+                    lines.append(item)
+                    if limit is not None and len(lines) >= limit:
+                        break
+            messages = [self._decode(ns, sid, path, offset, line) for offset, line in lines]
+            for a, b in pairwise(messages):
+                if b.seq <= a.seq:  # type: ignore[operator]
+                    raise CorruptData(f"{path}: seq {b.seq} follows seq {a.seq} (lines out of order)", path=str(path))
+            return messages
+
+        return self._read(ns, sid, op, [])
+
+    def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
+        def op(d: Path, meta: _Meta, fd: int) -> list[Message]:
+            path = d / meta.file
+            with self._stripes[hash((ns, sid)) % len(self._stripes)]:
+                index = self._index(d, meta, fd)
+                found = sorted({index.ids[i] for i in ids if i in index.ids})
+            messages = []
+            for _, offset, length in found:
+                if offset < meta.head or offset + length > meta.bytes:
+                    continue
+                messages.append(self._decode(ns, sid, path, offset, self._pread(fd, length, offset, path)[:-1]))
+            return messages
+
+        return self._read(ns, sid, op, [])
+
+    # -- records -------------------------------------------------------------------------------------------------
+    def _load_records(self, d: Path, meta: _Meta) -> dict[str, dict[str, Any]]:
+        path = d / RECORDS
+        try:
+            data = json.loads(path.read_bytes())
+            if data["records_id"] != meta.records_id:
+                return {}  # left over from before a clear or an expiry
+            kinds = data["kinds"]
+            if not isinstance(kinds, dict) or not all(isinstance(v, dict) for v in kinds.values()):
+                raise TypeError("kinds must map to objects")
+            return kinds  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return {}
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CorruptData(f"{path} is not a readable records file ({exc})", path=str(path)) from None
+
+    def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        try:
+            value = json.loads(json.dumps(data, ensure_ascii=False, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise InvalidMessage(f"record data must be JSON-serializable: {exc}") from None
+
+        def op(d: Path, meta: _Meta | None) -> bool:
+            if meta is None or not self._alive(meta):
+                return False
+            kinds = self._load_records(d, meta)
+            kinds.setdefault(kind, {})[key] = value
+            self._save_records(d, meta, kinds)
+            return True
+
+        if not self._write(ns, sid, False, op, False):
+            raise SessionNotFound(f"session {sid!r} does not exist in namespace {ns!r}")
+
+    def _save_records(self, d: Path, meta: _Meta, kinds: dict[str, dict[str, Any]]) -> None:
+        body = {"records_id": meta.records_id, "kinds": kinds}
+        self._write_atomic(d / RECORDS, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+
+    def get_records(
+        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        def op(d: Path, meta: _Meta, fd: int) -> list[tuple[str, dict[str, Any]]]:
+            table = self._load_records(d, meta).get(kind, {})
+            chosen = sorted(table.items()) if keys is None else sorted((k, table[k]) for k in set(keys) if k in table)
+            if last is not None:
+                chosen = chosen[-last:] if last else []
+            return chosen
+
+        return self._read(ns, sid, op, [], file=False)
+
+    def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
+        def op(d: Path, meta: _Meta | None) -> int:
+            if meta is None or not self._alive(meta):
+                return 0
+            kinds = self._load_records(d, meta)
+            table = kinds.get(kind, {})
+            doomed = list(table) if keys is None else [k for k in set(keys) if k in table]
+            if not doomed:
+                return 0
+            for k in doomed:
+                del table[k]
+            self._save_records(d, meta, kinds)
+            return len(doomed)
+
+        return self._write(ns, sid, False, op, 0)
+
+    # -- listing, purge, lifecycle -------------------------------------------------------------------------------
+    def _scan(self, ns_dir: Path) -> Iterator[tuple[Path, _Meta]]:
+        """Every session of a namespace directory; corrupt ones are moved aside with a warning and skipped."""
+        try:
+            entries = sorted(os.scandir(ns_dir), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if "." in entry.name or not entry.is_dir():
+                continue  # moved aside (.corrupt-/.deleted-) or not ours
+            d = Path(entry.path)
+            try:
+                meta = self._load_meta(d)
+            except CorruptData as exc:
+                self._quarantine_listed(d, exc)
+                continue
+            if meta is not None:
+                if encode_name(meta.id) != d.name or encode_name(meta.namespace) != ns_dir.name:
+                    self._quarantine_listed(
+                        d,
+                        CorruptData(
+                            f"{d / META} names session {meta.namespace!r}/{meta.id!r}, which lives elsewhere",
+                            path=str(d / META),
+                        ),
+                    )
+                    continue
+                yield d, meta
+
+    def _quarantine_listed(self, d: Path, exc: CorruptData) -> None:
+        """Move aside a corrupt session found while listing, if it is still corrupt under its lock."""
+        lock = d / LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return  # already gone
+        try:
+            self._acquire(fd, lock)
+            if not os.path.samestat(os.stat(lock), os.fstat(fd)):
+                return
+            try:
+                self._load_meta(d)
+                return  # repaired or rewritten meanwhile
+            except CorruptData:
+                pass
+            base = d.with_name(f"{d.name}.corrupt-{_stamp()}")
+            target, n = base, 0
+            while target.exists():
+                n += 1
+                target = base.with_name(f"{base.name}-{n}")
+            os.rename(d, target)
+            logger.warning("skipping corrupt session in %s: %s; moved it aside to %s", d.parent, exc, target)
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(fd)
+
+    def _namespaces(self) -> list[Path]:
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and "." not in p.name)
+
+    def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
+        if self._closed:
+            raise BackendUnavailable(f"file store {self.root} is closed")
+        now = self.clock()
+        infos = [
+            self._info(meta)
+            for _, meta in self._scan(self.root / encode_name(query.namespace))
+            if meta.namespace == query.namespace and self._alive(meta, now)
+        ]
+        return page_of([i for i in infos if session_matches(i, query)], query)
+
+    def purge_expired(self) -> int:
+        if self._closed:
+            raise BackendUnavailable(f"file store {self.root} is closed")
+        purged = 0
+        for ns_dir in self._namespaces():
+            for _, meta in list(self._scan(ns_dir)):
+                if self._alive(meta):
+                    continue
+                with self._locked(meta.namespace, meta.id, create=False) as d:
+                    if d is None:
+                        continue
+                    try:
+                        current = self._load_meta(d, meta.namespace, meta.id)
+                    except CorruptData as exc:
+                        self._quarantine(meta.namespace, meta.id, d, exc)
+                        continue
+                    if current is None or self._alive(current):
+                        continue
+                    gone = d.with_name(f"{d.name}.deleted-{uuid.uuid4().hex[:12]}")
+                    os.rename(d, gone)
+                    self._forget(meta.namespace, meta.id)
+                shutil.rmtree(gone, ignore_errors=True)
+                purged += 1
+        return purged
+
+    def ping(self) -> None:
+        if self._closed:
+            raise BackendUnavailable(f"file store {self.root} is closed")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise BackendUnavailable(f"{self.root} is not writable by this process")
+
+    def stats(self) -> dict[str, Any]:
+        """Counts from every ``meta.json`` (O(sessions)), plus sessions moved aside as corrupt."""
+        sessions = messages = stored = 0
+        namespaces = quarantined = 0
+        for ns_dir in self._namespaces():
+            namespaces += 1
+            for entry in os.scandir(ns_dir):
+                if ".corrupt-" in entry.name:
+                    quarantined += 1
+                    continue
+                if "." in entry.name:
+                    continue
+                try:
+                    meta = self._load_meta(Path(entry.path))
+                except CorruptData:
+                    quarantined += 1
+                    continue
+                if meta is not None:
+                    sessions += 1
+                    messages += meta.count
+                    stored += meta.bytes - meta.head
+        return {
+            **super().stats(),
+            "path": str(self.root),
+            "format_version": FORMAT_VERSION,
+            "namespaces": namespaces,
+            "sessions": sessions,
+            "messages": messages,
+            "message_file_bytes": stored,
+            "quarantined_sessions": quarantined,
+            "fsync": self.fsync,
+        }
+
+    def close(self) -> None:
+        self._closed = True
+        with self._cache_lock:
+            self._cache.clear()
