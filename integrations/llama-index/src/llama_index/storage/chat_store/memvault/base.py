@@ -1,0 +1,169 @@
+"""``MemvaultChatStore``: LlamaIndex's ``BaseChatStore`` (used by ``ChatMemoryBuffer``) on memvault.
+
+Each chat-store key is one memvault session in the store's namespace. Every method is a thin translation to
+memvault's Session API; the sync methods and their async twins share one implementation (generator operations run
+by ``run`` / ``arun``), the async twins use memvault's native async path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.storage.chat_store.base import BaseChatStore
+from llama_index.storage.chat_store.memvault._convert import arun, call, run, to_chat_message, to_message
+
+from memvault import Memory
+from memvault.memory import Session
+
+Op = Generator[Any, Any, Any]
+
+
+def open_memory(url: str | None, memory: Memory | None, options: dict[str, Any]) -> Memory:
+    """The Memory an adapter works on: the one given, or one opened from ``url`` (None = memvault's default)."""
+    if memory is not None:
+        return memory
+    return Memory(url, **options)
+
+
+class MemvaultChatStore(BaseChatStore):
+    """A persistent ``BaseChatStore``: one memvault session per key.
+
+    ``MemvaultChatStore()`` uses memvault's embedded default (SQLite under ``$MEMVAULT_HOME``);
+    ``MemvaultChatStore(url="postgresql://…")`` any backend; ``MemvaultChatStore(memory=mem)`` shares a Memory.
+    ``namespace`` scopes the keys (tenants); ``user_id`` is recorded on sessions this store creates.
+    """
+
+    url: str | None = Field(default=None, description="memvault backend URL (None: MEMVAULT_URL or embedded SQLite)")
+    namespace: str | None = Field(default=None, description="memvault namespace (tenant) holding the keys")
+    user_id: str | None = Field(default=None, description="user id recorded on sessions created by this store")
+
+    _memory: Memory = PrivateAttr()
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        memory: Memory | None = None,
+        namespace: str | None = None,
+        user_id: str | None = None,
+        **memory_options: Any,
+    ) -> None:
+        super().__init__(url=url, namespace=namespace, user_id=user_id)
+        self._memory = open_memory(url, memory, memory_options)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MemvaultChatStore"
+
+    @property
+    def memory(self) -> Memory:
+        """The underlying memvault Memory."""
+        return self._memory
+
+    def session(self, key: str) -> Session:
+        """The memvault session behind ``key``."""
+        return self._memory.session(key, namespace=self.namespace, user_id=self.user_id)
+
+    def close(self) -> None:
+        self._memory.close()
+
+    # -- operations, written once --------------------------------------------------------------------------------
+    def _set(self, key: str, messages: list[ChatMessage]) -> Op:
+        records = [to_message(m) for m in messages]
+        yield call(self.session(key), "replace", records)
+
+    def _get(self, key: str) -> Op:
+        stored = yield call(self.session(key), "messages")
+        return [to_chat_message(m) for m in stored]
+
+    def _add(self, key: str, message: ChatMessage) -> Op:
+        yield call(self.session(key), "extend", [to_message(message)])
+
+    def _delete_all(self, key: str) -> Op:
+        session = self.session(key)
+        stored = yield call(session, "messages")
+        existed = yield call(session, "delete")
+        if not existed:
+            return None
+        return [to_chat_message(m) for m in stored]
+
+    def _delete_at(self, key: str, idx: int) -> Op:
+        if not isinstance(idx, int) or isinstance(idx, bool):
+            raise TypeError(f"idx must be an int, got {type(idx).__name__}")
+        session = self.session(key)
+        if idx >= 0:
+            head = yield call(session, "messages", limit=idx + 1)
+            target = head[idx] if len(head) > idx else None
+        else:
+            tail = yield call(session, "messages", last=-idx)
+            target = tail[0] if len(tail) == -idx else None
+        if target is None:
+            return None
+        yield call(session, "delete_messages", [target.id])
+        return to_chat_message(target)
+
+    def _delete_last(self, key: str) -> Op:
+        return (yield from self._delete_at(key, -1))
+
+    def _keys(self) -> Op:
+        keys: list[str] = []
+        cursor = None
+        while True:
+            page = yield call(self._memory, "sessions", namespace=self.namespace, limit=1000, cursor=cursor)
+            keys.extend(info.id for info in page)
+            cursor = page.next_cursor
+            if cursor is None:
+                return keys
+
+    # -- BaseChatStore -------------------------------------------------------------------------------------------
+    def set_messages(self, key: str, messages: list[ChatMessage]) -> None:
+        """Replace the key's history with ``messages`` atomically."""
+        run(self._set(key, messages))
+
+    def get_messages(self, key: str) -> list[ChatMessage]:
+        """The key's messages, oldest first ([] for an unknown key)."""
+        return run(self._get(key))  # type: ignore[no-any-return]
+
+    def add_message(self, key: str, message: ChatMessage) -> None:
+        """Append one message."""
+        run(self._add(key, message))
+
+    def delete_messages(self, key: str) -> list[ChatMessage] | None:
+        """Delete the key; return its messages (None if the key did not exist)."""
+        return run(self._delete_all(key))  # type: ignore[no-any-return]
+
+    def delete_message(self, key: str, idx: int) -> ChatMessage | None:
+        """Delete the message at position ``idx`` (negative counts from the end); the rest keep their order."""
+        return run(self._delete_at(key, idx))  # type: ignore[no-any-return]
+
+    def delete_last_message(self, key: str) -> ChatMessage | None:
+        """Delete and return the newest message (None if there is none)."""
+        return run(self._delete_last(key))  # type: ignore[no-any-return]
+
+    def get_keys(self) -> list[str]:
+        """Every key (session) in this store's namespace, most recently updated first (paged listing, no scan)."""
+        return run(self._keys())  # type: ignore[no-any-return]
+
+    async def aset_messages(self, key: str, messages: list[ChatMessage]) -> None:
+        await arun(self._set(key, messages))
+
+    async def aget_messages(self, key: str) -> list[ChatMessage]:
+        return await arun(self._get(key))  # type: ignore[no-any-return]
+
+    async def async_add_message(self, key: str, message: ChatMessage) -> None:
+        await arun(self._add(key, message))
+
+    async def adelete_messages(self, key: str) -> list[ChatMessage] | None:
+        return await arun(self._delete_all(key))  # type: ignore[no-any-return]
+
+    async def adelete_message(self, key: str, idx: int) -> ChatMessage | None:
+        return await arun(self._delete_at(key, idx))  # type: ignore[no-any-return]
+
+    async def adelete_last_message(self, key: str) -> ChatMessage | None:
+        return await arun(self._delete_last(key))  # type: ignore[no-any-return]
+
+    async def aget_keys(self) -> list[str]:
+        return await arun(self._keys())  # type: ignore[no-any-return]

@@ -1,0 +1,47 @@
+"""Fixtures for the LlamaIndex adapter's tests: a memvault Memory on SQLite (the default), PostgreSQL and memory.
+
+Backends come from the core's conformance registry (``tests/backends.py``), so PostgreSQL runs against the real
+server the core's harness starts (a missing server is an error there, never a skip).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memvault import Memory
+from tests.backends import BACKENDS
+
+LI_BACKENDS = [name for name in ("sqlite", "postgres", "memory") if name in BACKENDS]
+MemoryFactory = Callable[..., Memory]
+
+
+@pytest.fixture(params=LI_BACKENDS)
+def li_backend(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_li_memory(li_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryFactory]:
+    """``make_li_memory(**options)`` -> a Memory on the parametrized backend; every call reaches the same data."""
+    token = f"li{uuid.uuid4().hex[:12]}"
+    opened: list[Memory] = []
+
+    def factory(**options: Any) -> Memory:
+        target, backend_options = BACKENDS[li_backend](request, token, tmp_path)
+        mem = Memory(target, **{**backend_options, **options})
+        opened.append(mem)
+        return mem
+
+    yield factory
+    for mem in opened:
+        mem.close()
+
+
+@pytest.fixture
+def li_memory(make_li_memory: MemoryFactory) -> Memory:
+    return make_li_memory()
