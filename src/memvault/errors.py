@@ -56,6 +56,14 @@ class UnsupportedOperation(MemvaultError, NotImplementedError):
     """The backend does not offer this operation."""
 
 
+class InvalidPolicy(MemvaultError, ValueError):
+    """A compression or retention policy, summarizer, prompt or token budget is not usable as given."""
+
+
+class SummarizerFailed(MemvaultError):
+    """The summarizer raised or timed out; nothing was lost (the messages stay raw) and it is retried later."""
+
+
 class EmbeddingModelMismatch(MemvaultError):
     """Stored vectors were made by another embedding model than the one in use: run ``mem.reindex()``."""
 
@@ -67,11 +75,13 @@ __all__ = [
     "InvalidCursor",
     "InvalidFilter",
     "InvalidMessage",
+    "InvalidPolicy",
     "InvalidSessionId",
     "InvalidURL",
     "MemvaultError",
     "MessageTooLarge",
     "SchemaVersionError",
     "SessionNotFound",
+    "SummarizerFailed",
     "UnsupportedOperation",
 ]

@@ -70,6 +70,7 @@ class Memory:
         ttl: float | None = _DEFAULT,
         max_messages: int | None = None,
         clock: Any = None,
+        embedder: Any = "default",
         **options: Any,
     ) -> None:
         if clock is not None:
@@ -83,6 +84,10 @@ class Memory:
         #: (the recall indexer) subscribe here instead of touching backends. Events: "append" (stored Messages),
         #: "replace" (stored Messages), "delete_messages" (ids), "clear" (None), "delete_session" (None).
         self.write_hooks: list[Any] = []
+        #: the recall embedder spec ("default" = offline MiniLM, "hash", an Embedder or a framework object)
+        self.embedder = embedder
+        self._recall: Any = None
+        self.write_hooks.append(self._recall_hook)
 
     def _notify(self, event: str, namespace: str, session_id: str, payload: Any) -> None:
         for hook in self.write_hooks:
@@ -312,15 +317,70 @@ class Memory:
     async def aping(self) -> None:
         await self.store.aio.ping()
 
+    # -- recall (memvault.recall) -------------------------------------------------------------------------------
+    def _recall_hook(self, event: str, namespace: str, session_id: str, payload: Any) -> None:
+        if self._recall is not None:  # nothing to keep fresh until recall is first used (it catches up then)
+            self._recall.on_write(event, namespace, session_id, payload)
+
+    @property
+    def recall_service(self) -> Any:
+        """The recall service (embedder, index engine, background indexer), created on first use."""
+        if self._recall is None:
+            from memvault.recall.service import RecallService
+
+            self._recall = RecallService(self, self.embedder)
+        return self._recall
+
+    def recall(self, query: str, **options: Any) -> list[Any]:
+        """Messages relevant to ``query``: ``session=``, ``user_id=`` or ``namespace=`` scope, ``k=10``,
+        ``mode="hybrid"|"dense"|"keyword"``, ``filters=``, ``recency_half_life=``, ``mmr=``, ``neighbors=``.
+        Returns :class:`memvault.recall.Hit` s, best first. See docs/recall.md."""
+        return self.recall_service.recall(query, **options)  # type: ignore[no-any-return]
+
+    async def arecall(self, query: str, **options: Any) -> list[Any]:
+        import asyncio
+
+        return await asyncio.to_thread(self.recall, query, **options)
+
+    def index_status(self) -> Any:
+        """IndexStatus(indexed, backlog, model_id) of the recall index."""
+        return self.recall_service.status()
+
+    async def aindex_status(self) -> Any:
+        import asyncio
+
+        return await asyncio.to_thread(self.index_status)
+
+    def reindex(self, progress: Any = None, *, namespace: str | None = None) -> int:
+        """Re-embed every message of the namespace with the current embedder; ``progress(done, total)``."""
+        return self.recall_service.reindex(progress, namespace=namespace)  # type: ignore[no-any-return]
+
+    async def areindex(self, progress: Any = None, *, namespace: str | None = None) -> int:
+        import asyncio
+
+        return await asyncio.to_thread(self.reindex, progress, namespace=namespace)
+
+    def collection(self, name: str, *, namespace: str | None = None, embedder: Any = None) -> Any:
+        """A document collection (for vector stores); ``embedder`` None = this Memory's."""
+        from memvault.recall.collections import Collection
+        from memvault.recall.embedders import CachedEmbedder, as_embedder
+
+        chosen = self.recall_service.embedder if embedder is None else CachedEmbedder(as_embedder(embedder))
+        return Collection(self.store, name, self._ns(namespace), chosen)
+
     def close(self) -> None:
         """Release the store's connections and files. Idempotent."""
         if not self._closed:
             self._closed = True
+            if self._recall is not None:
+                self._recall.close()
             self.store.close()
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._recall is not None:
+                self._recall.close()
             await self.store.aio.close()
 
     def __enter__(self) -> Memory:
