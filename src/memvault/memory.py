@@ -113,8 +113,12 @@ class Memory:
         metadata: Mapping[str, Any] | None = None,
         ttl: float | None = _DEFAULT,
         max_messages: int | None = _DEFAULT,
+        compress: Any = None,
     ) -> Session:
-        """A handle on one session. Nothing is written until the first add."""
+        """A handle on one session. Nothing is written until the first add.
+
+        ``compress``: a :class:`memvault.compression.CompressionPolicy` folding older messages into a stored rolling
+        summary after writes (raw messages are kept unless its retention says otherwise)."""
         return Session(
             self,
             validate_id(session_id),
@@ -123,6 +127,7 @@ class Memory:
             metadata=metadata,
             ttl=self.ttl if ttl is _DEFAULT else ttl,
             max_messages=self.max_messages if max_messages is _DEFAULT else max_messages,
+            compress=compress,
         )
 
     # -- operations (written once) -------------------------------------------------------------------------------
@@ -310,6 +315,46 @@ class Memory:
     async def apurge_expired(self) -> int:
         return await run_async(self.store, self._purge_expired())
 
+    def context(
+        self,
+        session_id: str,
+        *,
+        query: str | None = None,
+        budget_tokens: int = 2000,
+        model: Any = None,
+        namespace: str | None = None,
+        summary_share: float = 0.3,
+        recall_share: float = 0.25,
+        recall_k: int = 10,
+    ) -> Any:
+        """A prompt history within ``budget_tokens``: [latest summary] + [recalled older turns relevant to
+        ``query``, when recall is available] + [the newest messages]. ``ctx.messages``, ``ctx.tokens`` (never over
+        the budget), ``ctx.parts`` (tokens spent per part). Cost does not grow with the session's length.
+        ``model`` picks the token encoding (e.g. "gpt-4o"); see memvault.compression."""
+        from memvault.compression.context import ContextRequest, build_context
+
+        request = ContextRequest(self._ns(namespace), validate_id(session_id), query, budget_tokens, model,
+                                 summary_share, recall_share, recall_k)
+        return build_context(self, request)
+
+    async def acontext(
+        self,
+        session_id: str,
+        *,
+        query: str | None = None,
+        budget_tokens: int = 2000,
+        model: Any = None,
+        namespace: str | None = None,
+        summary_share: float = 0.3,
+        recall_share: float = 0.25,
+        recall_k: int = 10,
+    ) -> Any:
+        from memvault.compression.context import ContextRequest, abuild_context
+
+        request = ContextRequest(self._ns(namespace), validate_id(session_id), query, budget_tokens, model,
+                                 summary_share, recall_share, recall_k)
+        return await abuild_context(self, request)
+
     def ping(self) -> None:
         """Raise BackendUnavailable when the backend cannot be reached."""
         self.store.ping()
@@ -409,8 +454,14 @@ class Session:
         metadata: Mapping[str, Any] | None,
         ttl: float | None,
         max_messages: int | None,
+        compress: Any = None,
     ) -> None:
         self.memory = memory
+        self.compressor: Any = None
+        if compress is not None:
+            from memvault.compression.compressor import compressor_for
+
+            self.compressor = compressor_for(memory, compress)
         self.id = session_id
         self.namespace = namespace
         self.user_id = user_id
@@ -434,8 +485,12 @@ class Session:
 
     def _extend(self, items: Iterable[Message | Mapping[str, Any]], method: str = "append") -> Op[list[Message]]:
         messages = [_as_message(i) for i in items]
+        if self.compressor is not None:
+            self.compressor.prepare(messages)  # token counts stamped once, at write time
         records = self._encode(messages)
         seqs = yield Call(method, (self.namespace, self.id, records, self.options))
+        if method == "replace":  # summaries of the replaced history no longer describe it
+            yield Call("delete_records", (self.namespace, self.id, "summary"))
         stored = with_seq(messages, self.id, seqs)
         self.memory._notify(method, self.namespace, self.id, stored)
         return stored
@@ -481,7 +536,9 @@ class Session:
         """Store one message; returns it with ``seq`` assigned."""
         message = self._new(role, content, dict(name=name, metadata=metadata, tool_calls=tool_calls,
                                                 tool_call_id=tool_call_id, created_at=created_at, extras=extras, id=id))
-        return run_sync(self.store, self._extend([message]))[0]
+        stored = run_sync(self.store, self._extend([message]))[0]
+        self._after_write()
+        return stored
 
     async def aadd(
         self,
@@ -498,14 +555,20 @@ class Session:
     ) -> Message:
         message = self._new(role, content, dict(name=name, metadata=metadata, tool_calls=tool_calls,
                                                 tool_call_id=tool_call_id, created_at=created_at, extras=extras, id=id))
-        return (await run_async(self.store, self._extend([message])))[0]
+        stored = (await run_async(self.store, self._extend([message])))[0]
+        await self._aafter_write()
+        return stored
 
     def extend(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
         """Store several messages atomically (all or none); returns them with seqs."""
-        return run_sync(self.store, self._extend(messages))
+        stored = run_sync(self.store, self._extend(messages))
+        self._after_write()
+        return stored
 
     async def aextend(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
-        return await run_async(self.store, self._extend(messages))
+        stored = await run_async(self.store, self._extend(messages))
+        await self._aafter_write()
+        return stored
 
     def replace(self, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
         """Atomically swap the whole history for ``messages``."""
@@ -571,3 +634,61 @@ class Session:
 
     async def adelete(self) -> bool:
         return await run_async(self.store, self._simple("delete_session"))  # type: ignore[no-any-return]
+
+    # -- compression (logic in memvault.compression) -------------------------------------------------------------
+    def _after_write(self) -> None:
+        if self.compressor is not None:
+            self.compressor.after_write(self.store, self.namespace, self.id, self.memory._notify)
+
+    async def _aafter_write(self) -> None:
+        if self.compressor is not None:
+            await self.compressor.aafter_write(self.store, self.namespace, self.id, self.memory._notify)
+
+    def _need_compressor(self) -> Any:
+        if self.compressor is None:
+            from memvault.errors import InvalidPolicy
+
+            raise InvalidPolicy("this session has no compression policy: open it with mem.session(id, compress=...)")
+        return self.compressor
+
+    def compress(self, *, force: bool = False) -> Any:
+        """Run compression now (``force``: even below the trigger). Returns the new Summary or None; raises
+        SummarizerFailed if the summarizer fails (nothing is stored then)."""
+        return self._need_compressor().compress(
+            self.store, self.namespace, self.id, force=force, notify=self.memory._notify
+        )
+
+    async def acompress(self, *, force: bool = False) -> Any:
+        return await self._need_compressor().acompress(
+            self.store, self.namespace, self.id, force=force, notify=self.memory._notify
+        )
+
+    def wait_compression(self, timeout: float | None = None) -> None:
+        """Wait for background compression started by sync writes of this policy."""
+        if self.compressor is not None:
+            self.compressor.wait(timeout)
+
+    async def await_compression(self) -> None:
+        """Await background compression started by async writes of this policy."""
+        if self.compressor is not None:
+            await self.compressor.await_background()
+
+    def summaries(self, *, last: int | None = None) -> list[Any]:
+        """Stored rolling summaries (memvault.compression.Summary), oldest first; ``last=1`` is the current one."""
+        from memvault.compression.summaries import list_summaries
+
+        _check_non_negative(last=last)
+        return run_sync(self.store, list_summaries(self.namespace, self.id, last))
+
+    async def asummaries(self, *, last: int | None = None) -> list[Any]:
+        from memvault.compression.summaries import list_summaries
+
+        _check_non_negative(last=last)
+        return await run_async(self.store, list_summaries(self.namespace, self.id, last))
+
+    def context(self, **options: Any) -> Any:
+        """:meth:`Memory.context` for this session."""
+        return self.memory.context(self.id, namespace=self.namespace, **options)
+
+    async def acontext(self, **options: Any) -> Any:
+        return await self.memory.acontext(self.id, namespace=self.namespace, **options)
