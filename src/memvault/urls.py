@@ -62,7 +62,14 @@ def _load(target: str) -> type[Store]:
 
 
 def open_store(target: str | Store | Any | None = None, **options: Any) -> Store:
-    """A store for a URL, an existing Store, or a client object (redis-py client, psycopg pool/connection)."""
+    """A store for a URL, an existing Store, or a client object (redis-py client, psycopg pool/connection).
+    ``fallback="spool"`` (with optional ``spool_path``, ``spool_retry``) wraps it in :class:`memvault.spool.SpoolStore`."""
+    fallback = options.pop("fallback", None)
+    if fallback is not None:
+        from memvault.spool import with_fallback
+
+        spool = {k: options.pop(k) for k in ("spool_path", "spool_retry") if k in options}
+        return with_fallback(open_store(target, **options), fallback, **spool)
     if target is None:
         target = default_url()
     if isinstance(target, Store):

@@ -1,0 +1,310 @@
+"""``fallback="spool"``: keep accepting writes while the backend is down, replay them in order when it is back.
+
+``Memory(url, fallback="spool")`` wraps the backend in a :class:`SpoolStore`. When an ``append`` (or
+``put_record``) fails with :class:`~memvault.errors.BackendUnavailable`, the write is stored durably in a local
+SQLite file (``$MEMVAULT_HOME/spool/<hash of the URL>.db``, ``synchronous=FULL``) with a logged warning, and the
+caller gets its messages back with ``seq=None`` (the backend assigns seqs on replay). Later writes to a session with
+spooled entries are spooled behind them, so order is kept. Every operation first replays the spool (oldest first)
+when the backend answers again, at most once per ``spool_retry`` seconds while it does not. Replays are
+exactly-once because appends are idempotent on message ids: an entry is deleted only after the backend acknowledged
+it, and replaying it twice stores nothing twice.
+
+Other writes (replace, clear, deletes) are not spooled: with entries pending for their session they raise
+BackendUnavailable rather than run out of order. Reads go to the backend (after a replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from memvault.contract import AppendOptions, SessionQuery, Store
+from memvault.errors import BackendUnavailable, InvalidURL, MemvaultError
+from memvault.model import Message, Page, Record, SessionInfo
+from memvault.urls import memvault_home
+
+logger = logging.getLogger("memvault.spool")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL,
+    session   TEXT NOT NULL,
+    op        TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    queued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spool_by_session ON spool (namespace, session);
+CREATE TABLE IF NOT EXISTS dead (
+    id        INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    session   TEXT NOT NULL,
+    op        TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    error     TEXT NOT NULL
+);
+"""
+
+
+def spool_path_for(store: Store) -> Path:
+    """The default spool file of ``store``: one per backend URL (password masked) under ``$MEMVAULT_HOME/spool``."""
+    digest = hashlib.sha256(store.url.encode("utf-8")).hexdigest()[:16]
+    return memvault_home() / "spool" / f"{store.backend}-{digest}.db"
+
+
+class SpoolStore(Store):
+    """A Store that forwards to ``inner`` and spools appends locally while ``inner`` is unavailable."""
+
+    def __init__(self, inner: Store, *, path: str | Path | None = None, retry: float = 1.0) -> None:
+        super().__init__(clock=inner.clock, max_message_bytes=inner.max_message_bytes)
+        self.inner = inner
+        # mirror the wrapped backend so Memory and SessionInfo see the real one
+        self.backend = inner.backend  # type: ignore[misc]
+        self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.default_ttl = inner.default_ttl  # type: ignore[misc]
+        self.retry = float(retry)
+        self.path = Path(path).expanduser() if path is not None else spool_path_for(inner)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._next_try = 0.0
+        self._degraded = False
+        self._pending = self.pending() > 0
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    def __repr__(self) -> str:
+        return f"<SpoolStore {self.inner.url} spool={self.path}>"
+
+    # -- the spool -----------------------------------------------------------------------------------------------
+    def pending(self, ns: str | None = None, sid: str | None = None) -> int:
+        """Entries waiting for replay (for one session if given)."""
+        with self._lock:
+            if ns is None:
+                return int(self._db.execute("SELECT count(*) FROM spool").fetchone()[0])
+            return int(
+                self._db.execute("SELECT count(*) FROM spool WHERE namespace = ? AND session = ?", (ns, sid)).fetchone()[0]
+            )
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Spooled writes the backend refused on replay (kept, never dropped), with the error."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, namespace, session, op, payload, error FROM dead ORDER BY id").fetchall()
+        return [dict(zip(("id", "namespace", "session", "op", "payload", "error"), r, strict=True)) for r in rows]
+
+    def _enqueue(self, ns: str, sid: str, op: str, payload: dict[str, Any], error: BaseException | None) -> None:
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO spool (namespace, session, op, payload, queued_at) VALUES (?, ?, ?, ?, ?)",
+                (ns, sid, op, text, time.time()),
+            )
+            self._pending = True
+            if not self._degraded:
+                self._degraded = True
+                logger.warning(
+                    "%s is unavailable (%s); spooling writes to %s and replaying them when it answers",
+                    self.inner.url,
+                    error or "earlier writes are still spooled",
+                    self.path,
+                )
+
+    def _apply(self, op: str, ns: str, sid: str, payload: dict[str, Any]) -> None:
+        if op == "append":
+            options = AppendOptions(**payload["options"])
+            self.inner.append(ns, sid, [Record(i, b) for i, b in payload["records"]], options)
+        elif op == "put_record":
+            self.inner.put_record(ns, sid, payload["kind"], payload["key"], payload["data"])
+        else:  # pragma: no cover - only the ops above are ever spooled
+            raise MemvaultError(f"unknown spooled operation {op!r}")
+
+    def flush(self) -> int:
+        """Replay the spool in order; returns how many entries were replayed. Raises BackendUnavailable (and keeps
+        the rest) if the backend is still down."""
+        replayed = 0
+        with self._lock:
+            while True:
+                rows = self._db.execute(
+                    "SELECT id, namespace, session, op, payload, queued_at FROM spool ORDER BY id LIMIT 100"
+                ).fetchall()
+                if not rows:
+                    break
+                for entry_id, ns, sid, op, payload, queued_at in rows:
+                    try:
+                        self._apply(op, ns, sid, json.loads(payload))
+                    except BackendUnavailable:
+                        self._next_try = time.monotonic() + self.retry
+                        raise
+                    except MemvaultError as exc:
+                        logger.error("spooled %s for %s/%s refused on replay (%s); kept in %s table 'dead'",
+                                     op, ns, sid, exc, self.path)
+                        self._db.execute(
+                            "INSERT INTO dead VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (entry_id, ns, sid, op, payload, queued_at, str(exc)),
+                        )
+                    self._db.execute("DELETE FROM spool WHERE id = ?", (entry_id,))
+                    replayed += 1
+            self._pending = False
+            if self._degraded:
+                self._degraded = False
+                logger.warning("%s answers again; replayed %d spooled writes from %s", self.inner.url, replayed, self.path)
+        return replayed
+
+    def _settle(self) -> bool:
+        """Replay if something is spooled and a retry is due. True when nothing is left spooled."""
+        if not self._pending:
+            return True
+        if time.monotonic() < self._next_try:
+            return False
+        try:
+            self.flush()
+        except BackendUnavailable:
+            return False
+        return True
+
+    def _guard(self, ns: str, sid: str) -> None:
+        """Before a write that cannot be spooled: refuse it while this session still has spooled writes."""
+        if not self._settle() and self.pending(ns, sid):
+            raise BackendUnavailable(
+                f"{self.inner.url} is unavailable and writes to session {sid!r} are spooled; "
+                "retry once they are replayed (see SpoolStore.flush)"
+            )
+
+    # -- spooled writes ------------------------------------------------------------------------------------------
+    def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        payload = {
+            "records": [[r.id, r.body] for r in records],
+            "options": {
+                "user_id": options.user_id,
+                "metadata": dict(options.metadata) if options.metadata else None,
+                "ttl": options.ttl,
+                "max_messages": options.max_messages,
+            },
+        }
+        if not self._settle():
+            self._enqueue(ns, sid, "append", payload, None)
+            return [None] * len(records)  # type: ignore[list-item]
+        try:
+            return self.inner.append(ns, sid, records, options)
+        except BackendUnavailable as exc:
+            self._next_try = time.monotonic() + self.retry
+            self._enqueue(ns, sid, "append", payload, exc)
+            return [None] * len(records)  # type: ignore[list-item]
+
+    def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        payload = {"kind": kind, "key": key, "data": dict(data)}
+        if not self._settle():
+            self._enqueue(ns, sid, "put_record", payload, None)
+            return
+        try:
+            self.inner.put_record(ns, sid, kind, key, data)
+        except BackendUnavailable as exc:
+            self._next_try = time.monotonic() + self.retry
+            self._enqueue(ns, sid, "put_record", payload, exc)
+
+    # -- everything else: replay first, then forward ---------------------------------------------------------------
+    def get_session(self, ns: str, sid: str) -> SessionInfo | None:
+        self._settle()
+        return self.inner.get_session(ns, sid)
+
+    def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
+        self._guard(ns, sid)
+        return self.inner.ensure_session(ns, sid, options)
+
+    def delete_session(self, ns: str, sid: str) -> bool:
+        self._guard(ns, sid)
+        return self.inner.delete_session(ns, sid)
+
+    def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
+        self._settle()
+        return self.inner.list_sessions(query)
+
+    def purge_expired(self) -> int:
+        self._settle()
+        return self.inner.purge_expired()
+
+    def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        self._guard(ns, sid)
+        return self.inner.replace(ns, sid, records, options)
+
+    def read(
+        self,
+        ns: str,
+        sid: str,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        last: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        self._settle()
+        return self.inner.read(ns, sid, start=start, stop=stop, last=last, limit=limit)
+
+    def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
+        self._settle()
+        return self.inner.get_messages(ns, sid, ids)
+
+    def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
+        self._guard(ns, sid)
+        return self.inner.delete_messages(ns, sid, ids)
+
+    def count(self, ns: str, sid: str) -> int:
+        self._settle()
+        return self.inner.count(ns, sid)
+
+    def clear(self, ns: str, sid: str) -> int:
+        self._guard(ns, sid)
+        return self.inner.clear(ns, sid)
+
+    def get_records(
+        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        self._settle()
+        return self.inner.get_records(ns, sid, kind, keys=keys, last=last)
+
+    def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
+        self._guard(ns, sid)
+        return self.inner.delete_records(ns, sid, kind, keys)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def ping(self) -> None:
+        self.inner.ping()
+        self._settle()
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.inner.stats(), "spool": str(self.path), "spooled": self.pending(), "dead": len(self.dead_letters())}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is None:  # type: ignore[comparison-overlap]
+                return
+            if self._pending:
+                self._next_try = 0.0
+                if not self._settle():
+                    logger.warning("%d writes stay spooled in %s until the next run", self.pending(), self.path)
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
+        self.inner.close()
+
+
+def with_fallback(store: Store, fallback: str, **options: Any) -> Store:
+    """Wrap ``store`` for ``Memory(..., fallback=...)``. Only ``"spool"`` exists (options: spool_path, spool_retry)."""
+    if fallback != "spool":
+        raise InvalidURL(f"unknown fallback {fallback!r}; the only one is fallback='spool'")
+    return SpoolStore(store, path=options.get("spool_path"), retry=options.get("spool_retry", 1.0))
+
+
+__all__ = ["SpoolStore", "spool_path_for", "with_fallback"]
