@@ -46,10 +46,12 @@ import shutil
 import threading
 import time
 import uuid
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
@@ -77,8 +79,7 @@ T = TypeVar("T")
 
 FORMAT_VERSION = 1
 MARKER = "memvault-files.json"
-META = "meta.json"
-RECORDS = "records.json"
+META = "meta.jsonl"
 LOCK = "lock"
 MAX_NAME = 120  # longer encodings become "~" + sha256, leaving room for suffixes under NAME_MAX (255)
 COMPACT_MIN = 64 * 1024  # compact a trimmed file once its dead prefix is this large and outweighs the live part
@@ -143,13 +144,28 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_STORED = (
+    "n", "format", "namespace", "id", "uid", "user_id", "metadata", "created_at", "updated_at", "expires_at",
+    "last_seq", "count", "size", "gen", "head", "bytes", "rgen", "records",
+)  # fmt: skip
+_SLOT_START = b'{"crc":"'
+_SLOT_MID = b'","meta":'
+_SLOT_N = re.compile(rb'\{"n":(\d+),')
+
+
 @dataclass
 class _Meta:
-    """``meta.json``: the session's fields and the committed state of its messages file."""
+    """The session's fields and the committed state of its files, as stored in ``meta.jsonl``.
+
+    ``meta.jsonl`` holds two fixed-size slots (one JSON line each, padded with spaces) with a CRC. A commit
+    overwrites the older slot in place (``pwrite``) with ``n + 1``; readers take the intact slot with the higher
+    ``n``. An in-place write costs microseconds where a temp file + rename over an existing file costs ~1 ms on
+    ext4 (its ``auto_da_alloc`` flushes the new file), and a torn slot never hides the other one.
+    """
 
     namespace: str
     id: str
-    uid: str
+    uid: str  # changes when the session is created again (after expiry or deletion)
     user_id: str | None
     metadata: dict[str, Any]
     created_at: float
@@ -158,50 +174,92 @@ class _Meta:
     last_seq: int = 0
     count: int = 0
     size: int = 0
-    gen: int = 1
-    head: int = 0
-    bytes: int = 0
-    records_id: str = ""
+    gen: int = 1  # messages.<gen>.jsonl
+    head: int = 0  # offset of the oldest live line
+    bytes: int = 0  # committed length of the messages file
+    rgen: int = 0  # last records generation used
+    records: int = 0  # records.<records>.json, 0 = no records
+    n: int = 0  # commit counter
     format: int = FORMAT_VERSION
+    slot: int = field(default=-1, compare=False)  # where this copy was read from (not stored)
+    slot_size: int = field(default=0, compare=False)
 
     @property
     def file(self) -> str:
         return f"messages.{self.gen}.jsonl"
 
-    def encode(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    @property
+    def records_file(self) -> str:
+        return f"records.{self.records}.json"
+
+    def copy(self, **changes: Any) -> _Meta:
+        return _replace(self, **changes)
+
+    def slot_line(self) -> bytes:
+        payload = json.dumps({k: getattr(self, k) for k in _STORED}, ensure_ascii=False, separators=(",", ":"))
+        body = payload.encode("utf-8")
+        return b"%s%08x%s%s}" % (_SLOT_START, zlib.crc32(body), _SLOT_MID, body)
+
+    def slot_bytes(self, size: int, line: bytes | None = None) -> bytes | None:
+        """One slot of ``meta.jsonl`` (None when it does not fit in ``size`` bytes)."""
+        line = self.slot_line() if line is None else line
+        if len(line) + 1 > size:
+            return None
+        return line + b" " * (size - len(line) - 1) + b"\n"
 
     @classmethod
-    def decode(cls, raw: bytes, path: Path) -> _Meta:
-        try:
-            data = json.loads(raw)
-            if not isinstance(data, dict):
-                raise TypeError("not a JSON object")
-            if isinstance(data.get("format"), int) and data["format"] > FORMAT_VERSION:
-                raise SchemaVersionError(
-                    f"{path} was written by a newer memvault (format v{data['format']}, this one reads "
-                    f"v{FORMAT_VERSION}); upgrade memvault"
-                )
-            meta = cls(**data)
-            ints = (meta.last_seq, meta.count, meta.size, meta.gen, meta.head, meta.bytes)
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
-                raise TypeError("counters must be non-negative ints")
-            if not (isinstance(meta.namespace, str) and isinstance(meta.id, str) and isinstance(meta.uid, str)):
-                raise TypeError("namespace, id and uid must be strings")
-            if meta.user_id is not None and not isinstance(meta.user_id, str):
-                raise TypeError("user_id must be a string or null")
-            if not isinstance(meta.metadata, dict):
-                raise TypeError("metadata must be an object")
-            if not (_number(meta.created_at) and _number(meta.updated_at)):
-                raise TypeError("created_at and updated_at must be numbers")
-            if meta.expires_at is not None and not _number(meta.expires_at):
-                raise TypeError("expires_at must be a number or null")
-            if meta.head > meta.bytes or meta.gen < 1:
-                raise TypeError("head/bytes/gen out of range")
-        except SchemaVersionError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise CorruptData(f"{path} is not a readable session file ({exc})", path=str(path)) from None
+    def parse(cls, raw: bytes, path: Path) -> _Meta:
+        """The newest intact slot of a ``meta.jsonl``; CorruptData when there is none."""
+        size = len(raw) // 2
+        problem = "it is empty" if not raw else f"its size {len(raw)} is not two slots"
+        candidates: list[tuple[int, int, bytes]] = []  # (n, slot, json body) of slots that pass their checksum
+        if size >= 64 and size * 2 == len(raw):
+            for slot in (0, 1):
+                line = raw[slot * size : (slot + 1) * size].rstrip()
+                body = line[25:-1]
+                match = _SLOT_N.match(body)
+                if not (line.startswith(_SLOT_START) and line[16:25] == _SLOT_MID and line.endswith(b"}") and match):
+                    problem = "a slot is not a meta line"
+                elif line[8:16] != b"%08x" % zlib.crc32(body):
+                    problem = "a slot fails its checksum"
+                else:
+                    candidates.append((int(match.group(1)), slot, body))
+        for _, slot, body in sorted(candidates, reverse=True):
+            try:
+                meta = cls._from_json(body, path)
+            except (ValueError, TypeError) as exc:
+                problem = str(exc)
+                continue
+            meta.slot, meta.slot_size = slot, size
+            return meta
+        raise CorruptData(f"{path} holds no intact copy of the session's state ({problem})", path=str(path))
+
+    @classmethod
+    def _from_json(cls, body: bytes, path: Path) -> _Meta:
+        data = json.loads(body)
+        if not isinstance(data, dict) or set(data) != set(_STORED):
+            raise TypeError("a slot lacks fields")
+        if not isinstance(data["format"], int) or data["format"] > FORMAT_VERSION:
+            raise SchemaVersionError(
+                f"{path} was written by a newer memvault (format v{data['format']}, this one reads "
+                f"v{FORMAT_VERSION}); upgrade memvault"
+            )
+        meta = cls(**data)
+        ints = (meta.last_seq, meta.count, meta.size, meta.gen, meta.head, meta.bytes, meta.rgen, meta.records, meta.n)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
+            raise TypeError("counters must be non-negative ints")
+        if not (isinstance(meta.namespace, str) and isinstance(meta.id, str) and isinstance(meta.uid, str)):
+            raise TypeError("namespace, id and uid must be strings")
+        if meta.user_id is not None and not isinstance(meta.user_id, str):
+            raise TypeError("user_id must be a string or null")
+        if not isinstance(meta.metadata, dict):
+            raise TypeError("metadata must be an object")
+        if not (_number(meta.created_at) and _number(meta.updated_at)):
+            raise TypeError("created_at and updated_at must be numbers")
+        if meta.expires_at is not None and not _number(meta.expires_at):
+            raise TypeError("expires_at must be a number or null")
+        if meta.head > meta.bytes or meta.gen < 1 or meta.records > meta.rgen:
+            raise TypeError("head/bytes/gen/records out of range")
         return meta
 
 
@@ -416,7 +474,7 @@ class FileStore(Store):
             raw = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        meta = _Meta.decode(raw, path)
+        meta = _Meta.parse(raw, path)
         if (ns is not None and meta.namespace != ns) or (sid is not None and meta.id != sid):
             raise CorruptData(
                 f"{path} belongs to session {meta.namespace!r}/{meta.id!r}, not {ns!r}/{sid!r}", path=str(path)
@@ -442,7 +500,29 @@ class FileStore(Store):
         )
 
     def _commit(self, d: Path, meta: _Meta) -> None:
-        self._write_atomic(d / META, meta.encode())
+        """Make ``meta`` the session's committed state: overwrite the older slot of ``meta.jsonl`` in place, or
+        write a new file when there is none yet or the state outgrew its slots."""
+        meta.n += 1
+        path = d / META
+        if meta.slot >= 0:
+            data = meta.slot_bytes(meta.slot_size)
+            if data is not None:
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    self._pwrite(fd, data, (1 - meta.slot) * meta.slot_size)
+                    self._sync(fd)
+                finally:
+                    os.close(fd)
+                meta.slot = 1 - meta.slot
+                return
+        line = meta.slot_line()
+        size = 512
+        while size < len(line) * 3 // 2 + 1:  # room for counters to grow without coming back to this slower path
+            size *= 2
+        data = meta.slot_bytes(size, line)
+        assert data is not None
+        self._write_atomic(path, data + data)
+        meta.slot, meta.slot_size = 0, size
 
     def _open_messages(self, d: Path, meta: _Meta, *, write: bool) -> int | None:
         """An fd on the committed messages file, after checking it against ``meta``. Writers also set aside an
@@ -483,8 +563,9 @@ class FileStore(Store):
             raise
         return fd
 
-    def _new_file(self, d: Path, meta: _Meta, data: bytes = b"") -> None:
-        path = d / meta.file
+    def _new_file(self, d: Path, name: str, data: bytes = b"") -> None:
+        """Create ``d/name`` holding ``data`` (a new name: cheaper and safer than replacing a file)."""
+        path = d / name
         try:
             existing = path.stat().st_size
         except FileNotFoundError:
@@ -595,28 +676,30 @@ class FileStore(Store):
                 meta = self._load_meta(d, ns, sid)
                 if meta is None or not self._alive(meta):
                     return missing
-                if not file:
-                    return op(d, meta, -1)
-                fd = self._open_messages(d, meta, write=False)
+                fd = self._open_messages(d, meta, write=False) if file else -1
                 if fd is None:
                     continue  # rewritten under our feet: take the new snapshot
                 try:
                     return op(d, meta, fd)
+                except FileNotFoundError:
+                    continue  # a records file replaced under our feet
                 finally:
-                    os.close(fd)
+                    if fd >= 0:
+                        os.close(fd)
         except CorruptData:
             pass
 
         def locked(d: Path, meta: _Meta | None) -> T:
             if meta is None or not self._alive(meta):
                 return missing
-            if not file:
-                return op(d, meta, -1)
-            fd = self._open_messages(d, meta, write=True)
+            fd = self._open_messages(d, meta, write=True) if file else -1
             try:
                 return op(d, meta, fd)  # type: ignore[arg-type]
+            except FileNotFoundError as exc:
+                raise CorruptData(f"{exc.filename} is missing (meta.jsonl refers to it)", path=exc.filename) from None
             finally:
-                os.close(fd)  # type: ignore[arg-type]
+                if fd >= 0:  # type: ignore[operator]
+                    os.close(fd)  # type: ignore[arg-type]
 
         return self._write(ns, sid, False, locked, missing)
 
@@ -669,9 +752,12 @@ class FileStore(Store):
             updated_at=now,
             expires_at=None,
             gen=1 if meta is None else meta.gen + 1,
-            records_id=uuid.uuid4().hex,
+            rgen=0 if meta is None else meta.rgen,
+            n=0 if meta is None else meta.n,
+            slot=-1 if meta is None else meta.slot,
+            slot_size=0 if meta is None else meta.slot_size,
         )
-        self._new_file(d, fresh)
+        self._new_file(d, fresh.file)
         return fresh
 
     def _live_or_fresh(
@@ -694,8 +780,8 @@ class FileStore(Store):
             return
         if old.gen != current.gen:
             (d / old.file).unlink(missing_ok=True)
-        if old.records_id != current.records_id:
-            (d / RECORDS).unlink(missing_ok=True)
+        if old.records and old.records != current.records:
+            (d / old.records_file).unlink(missing_ok=True)
 
     def _sync(self, fd: int) -> None:
         if self.fsync:
@@ -725,16 +811,16 @@ class FileStore(Store):
 
     def _rewrite(self, d: Path, meta: _Meta, lines: list[bytes]) -> _Meta:
         """A new generation holding ``lines`` (committed by the caller)."""
-        new = _Meta(**{**asdict(meta), "gen": meta.gen + 1, "head": 0, "bytes": sum(len(x) for x in lines)})
-        self._new_file(d, new, b"".join(lines))
+        new = meta.copy(gen=meta.gen + 1, head=0, bytes=sum(len(x) for x in lines))
+        self._new_file(d, new.file, b"".join(lines))
         return new
 
     def _maybe_compact(self, d: Path, meta: _Meta, fd: int, index: _IdIndex | None) -> _Meta:
         dead, live = meta.head, meta.bytes - meta.head
         if dead < COMPACT_MIN or dead < live:
             return meta
-        new = _Meta(**{**asdict(meta), "gen": meta.gen + 1, "head": 0, "bytes": live})
-        self._new_file(d, new, self._pread(fd, live, meta.head, d / meta.file) if live else b"")
+        new = meta.copy(gen=meta.gen + 1, head=0, bytes=live)
+        self._new_file(d, new.file, self._pread(fd, live, meta.head, d / meta.file) if live else b"")
         if index is not None:  # same lines, shifted by the dead prefix
             index.drop_before(meta.head)
             index.gen, index.upto = new.gen, live
@@ -793,20 +879,17 @@ class FileStore(Store):
             self._pwrite(fd, b"".join(chunks), meta.bytes)
             self._sync(fd)
             meta.bytes = pos
-        path = d / meta.file
-        self._trim(fd, meta, path, options.max_messages)
+        self._trim(fd, meta, d / meta.file, options.max_messages)
         self._touch(meta, options)
-        committed = self._maybe_compact(d, meta, fd, None)
+        for mid, seq, offset, length in added:
+            index.add(mid, seq, offset, length)
+        index.upto = meta.bytes
+        index.drop_before(meta.head)
+        committed = self._maybe_compact(d, meta, fd, index)
         self._commit(d, committed)
         self._drop_old(d, old, committed)
         if committed.gen != meta.gen:
             (d / meta.file).unlink(missing_ok=True)
-            self._forget(meta.namespace, meta.id)
-        else:
-            for mid, seq, offset, length in added:
-                index.add(mid, seq, offset, length)
-            index.upto = meta.bytes
-            index.drop_before(meta.head)
         return seqs
 
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
@@ -885,13 +968,13 @@ class FileStore(Store):
             if meta is None or not self._alive(meta):
                 return 0
             new = self._rewrite(d, meta, [])
-            new.count = new.size = 0
-            new.records_id = uuid.uuid4().hex
+            new.count = new.size = new.records = 0
             new.updated_at = max(new.updated_at, self.clock())
             self._commit(d, new)
             self._forget(ns, sid)
             (d / meta.file).unlink(missing_ok=True)
-            (d / RECORDS).unlink(missing_ok=True)
+            if meta.records:
+                (d / meta.records_file).unlink(missing_ok=True)
             return meta.count
 
         return self._write(ns, sid, False, op, 0)
@@ -974,19 +1057,33 @@ class FileStore(Store):
 
     # -- records -------------------------------------------------------------------------------------------------
     def _load_records(self, d: Path, meta: _Meta) -> dict[str, dict[str, Any]]:
-        path = d / RECORDS
-        try:
-            data = json.loads(path.read_bytes())
-            if data["records_id"] != meta.records_id:
-                return {}  # left over from before a clear or an expiry
-            kinds = data["kinds"]
-            if not isinstance(kinds, dict) or not all(isinstance(v, dict) for v in kinds.values()):
-                raise TypeError("kinds must map to objects")
-            return kinds  # type: ignore[no-any-return]
-        except FileNotFoundError:
+        """{kind: {key: data}}. Raises FileNotFoundError when a concurrent write replaced the file."""
+        if not meta.records:
             return {}
-        except (ValueError, TypeError, KeyError) as exc:
+        path = d / meta.records_file
+        raw = path.read_bytes()
+        try:
+            kinds = json.loads(raw)
+            if not isinstance(kinds, dict) or not all(isinstance(v, dict) for v in kinds.values()):
+                raise TypeError("not an object of kind -> {key: data}")
+            return kinds
+        except (ValueError, TypeError) as exc:
             raise CorruptData(f"{path} is not a readable records file ({exc})", path=str(path)) from None
+
+    def _save_records(self, d: Path, meta: _Meta, kinds: dict[str, dict[str, Any]]) -> None:
+        """Write the records as a new generation file, commit it, then remove the previous one."""
+        old = meta.records_file if meta.records else None
+        kinds = {kind: table for kind, table in kinds.items() if table}
+        if kinds:
+            meta.rgen += 1
+            meta.records = meta.rgen
+            body = json.dumps(kinds, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+            self._new_file(d, meta.records_file, body)
+        else:
+            meta.records = 0
+        self._commit(d, meta)
+        if old:
+            (d / old).unlink(missing_ok=True)
 
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
         try:
@@ -997,7 +1094,7 @@ class FileStore(Store):
         def op(d: Path, meta: _Meta | None) -> bool:
             if meta is None or not self._alive(meta):
                 return False
-            kinds = self._load_records(d, meta)
+            kinds = self._records_locked(d, meta)
             kinds.setdefault(kind, {})[key] = value
             self._save_records(d, meta, kinds)
             return True
@@ -1005,9 +1102,12 @@ class FileStore(Store):
         if not self._write(ns, sid, False, op, False):
             raise SessionNotFound(f"session {sid!r} does not exist in namespace {ns!r}")
 
-    def _save_records(self, d: Path, meta: _Meta, kinds: dict[str, dict[str, Any]]) -> None:
-        body = {"records_id": meta.records_id, "kinds": kinds}
-        self._write_atomic(d / RECORDS, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+    def _records_locked(self, d: Path, meta: _Meta) -> dict[str, dict[str, Any]]:
+        try:
+            return self._load_records(d, meta)
+        except FileNotFoundError:
+            path = d / meta.records_file
+            raise CorruptData(f"{path} is missing (meta.jsonl refers to it)", path=str(path)) from None
 
     def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
@@ -1025,7 +1125,7 @@ class FileStore(Store):
         def op(d: Path, meta: _Meta | None) -> int:
             if meta is None or not self._alive(meta):
                 return 0
-            kinds = self._load_records(d, meta)
+            kinds = self._records_locked(d, meta)
             table = kinds.get(kind, {})
             doomed = list(table) if keys is None else [k for k in set(keys) if k in table]
             if not doomed:
