@@ -367,7 +367,13 @@ Batch = list[Command]
 #: an operation: yields a Batch (one round trip) or a Scan, receives the list of replies / keys
 Op = Generator[Any, Any, Any]
 
-_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, RedisClusterException, OSError)
+_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.InvalidResponse,  # something that is not Redis answers at that address
+    RedisClusterException,
+    OSError,
+)
 _UNAVAILABLE_REPLIES = ("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "OOM", "READONLY", "NOAUTH", "WRONGPASS")
 
 
