@@ -19,11 +19,6 @@ from tests.backends import BACKENDS
 MemoryFactory = Callable[..., Memory]
 
 
-def open_memory(request: pytest.FixtureRequest, backend: str, tmp_path: Path, token: str, **options: Any) -> Memory:
-    target, backend_options = BACKENDS[backend](request, token, tmp_path)
-    return Memory(target, **{**backend_options, **options})
-
-
 @pytest.fixture(params=sorted(BACKENDS))
 def lc_backend(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
@@ -36,7 +31,8 @@ def make_lc_memory(lc_backend: str, request: pytest.FixtureRequest, tmp_path: Pa
     opened: list[Memory] = []
 
     def factory(**options: Any) -> Memory:
-        mem = open_memory(request, lc_backend, tmp_path, token, **options)
+        target, backend_options = BACKENDS[lc_backend](request, token, tmp_path)
+        mem = Memory(target, **{**backend_options, **options})
         opened.append(mem)
         return mem
 
