@@ -317,17 +317,21 @@ class FileStore(Store):
     def _open_root(self) -> None:
         marker = self.root / MARKER
         try:
-            if marker.exists():
-                self._check_marker(marker)
-                return
-            if self.root.exists() and any(not p.name.startswith(MARKER) for p in self.root.iterdir()):
-                raise InvalidURL(
-                    f"{self.root} already holds other files and is not a memvault file store; "
-                    "point file:// at a new or empty directory"
-                )
-            self.root.mkdir(parents=True, exist_ok=True)
-            body = json.dumps({"format": "memvault-files", "version": FORMAT_VERSION}).encode() + b"\n"
-            self._write_atomic(marker, body)
+            if not marker.exists():
+                if self.root.exists():
+                    foreign = [p.name for p in self.root.iterdir() if not p.name.startswith(MARKER)]
+                    # sessions are only ever written after the marker exists: re-check it (another process may
+                    # have just initialised the directory) before refusing
+                    if foreign and not marker.exists():
+                        raise InvalidURL(
+                            f"{self.root} already holds other files ({', '.join(sorted(foreign)[:3])}, ...) and is "
+                            "not a memvault file store; point file:// at a new or empty directory"
+                        )
+                self.root.mkdir(parents=True, exist_ok=True)
+                if not marker.exists():
+                    body = json.dumps({"format": "memvault-files", "version": FORMAT_VERSION}).encode() + b"\n"
+                    self._write_atomic(marker, body)
+            self._check_marker(marker)
         except OSError as exc:
             raise BackendUnavailable(f"cannot use {self.root} as a file store: {exc}") from exc
 
