@@ -565,7 +565,7 @@ class PostgresStore(Store):
                 if apool is not None:
                     # sync calls need a sync pool: derive one from the async pool's parameters
                     self._pool = ConnectionPool(
-                        apool.conninfo, kwargs=dict(apool.kwargs), min_size=0, max_size=max_size,
+                        apool.conninfo, kwargs=dict(apool.kwargs or {}), min_size=0, max_size=max_size,
                         timeout=self.pool_timeout, open=False, name="memvault-sync",
                     )
                 else:
@@ -1282,7 +1282,7 @@ class PostgresStore(Store):
         if pool is None or (self._apool_owned and self._apool_loop is not loop):
             # an async pool belongs to one event loop; a store used from a new loop gets a new pool
             if self._pool is not None and self._pool not in self._owned:
-                conninfo, kwargs = self._pool.conninfo, dict(self._pool.kwargs)
+                conninfo, kwargs = self._pool.conninfo, dict(self._pool.kwargs or {})
             else:
                 conninfo, kwargs = self._conninfo, dict(self._kwargs)
             pool = AsyncConnectionPool(
