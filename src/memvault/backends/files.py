@@ -719,15 +719,23 @@ class FileStore(Store):
             index = _IdIndex(meta.uid, meta.gen, meta.head)
         index.drop_before(meta.head)
         index.upto = max(index.upto, meta.head)
-        path = d / meta.file
-        for offset, line in self._iter_lines(fd, index.upto, meta.bytes, path, block=1 << 20):
-            seq, mid = _line_seq(line), _line_id(line)
-            if seq is None or mid is None:
-                raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
-            index.add(mid, seq, offset, len(line) + 1)
+        for mid, seq, offset, length in self._scan_ids(fd, index.upto, meta.bytes, d / meta.file):
+            index.add(mid, seq, offset, length)
         index.upto = meta.bytes
         self._remember(key, index)
         return index
+
+    def _scan_ids(self, fd: int, lo: int, hi: int, path: Path) -> Iterator[tuple[str, int, int, int]]:
+        """(id, seq, offset, length) of every line in ``[lo, hi)``."""
+        for offset, line in self._iter_lines(fd, lo, hi, path, block=1 << 20):
+            match = _CANONICAL.match(line)
+            if match and match.group(2) is not None:
+                yield match.group(2).decode("utf-8", "replace"), int(match.group(1)), offset, len(line) + 1
+                continue
+            seq, mid = _line_seq(line), _line_id(line)
+            if seq is None or mid is None:
+                raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
+            yield mid, seq, offset, len(line) + 1
 
     def _remember(self, key: tuple[str, str], index: _IdIndex) -> None:
         with self._cache_lock:
