@@ -4,6 +4,7 @@ ids that look like paths, corrupt and torn files, reads that stay small, trimmin
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -242,6 +243,24 @@ def test_torn_tail_of_an_interrupted_write_is_ignored_then_set_aside(mem, root, 
     assert len(saved) == 1 and saved[0].read_bytes() == torn  # never dropped silently
     assert "interrupted write" in caplog.text
     assert texts(s.messages()) == ["s-0", "s-1", "s-2", "next"]
+
+
+def test_disk_full_in_the_middle_of_an_append_commits_nothing(mem, monkeypatch):
+    s = mem.session("s")
+    _fill(mem, "s", 3)
+    real = os.pwrite
+
+    def half_then_full(fd: int, data, offset: int) -> int:
+        real(fd, bytes(data[: len(data) // 2]), offset)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", half_then_full)
+    with pytest.raises(BackendUnavailable, match="No space left"):
+        s.extend([Message("user", "a"), Message("user", "b")])
+    monkeypatch.undo()
+    assert texts(s.messages()) == ["s-0", "s-1", "s-2"] and s.count() == 3
+    assert [m.seq for m in s.extend([Message("user", "a"), Message("user", "b")])] == [4, 5]
+    assert texts(s.messages()) == ["s-0", "s-1", "s-2", "a", "b"]
 
 
 def test_a_torn_meta_slot_falls_back_to_the_other_copy(mem, root):

@@ -37,6 +37,7 @@ power loss); ``?fsync=true`` fsyncs the messages file, ``meta.json`` and the dir
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -76,6 +77,7 @@ from memvault.urls import file_path, query_options
 
 logger = logging.getLogger("memvault.files")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 FORMAT_VERSION = 1
 MARKER = "memvault-files.json"
@@ -138,6 +140,25 @@ def _body_size(line: bytes, seq: int) -> int:
 
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _os_errors(method: F) -> F:
+    """Report file-system failures (disk full, permissions, I/O errors) as BackendUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(self: FileStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except BackendUnavailable:
+            raise
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise BackendUnavailable(
+                f"file store {self.root}: {exc.strerror or exc}{where}; check free space and permissions. "
+                "Committed data is intact: an interrupted write is never committed."
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _number(value: Any) -> bool:
@@ -810,7 +831,7 @@ class FileStore(Store):
         if max_messages is None or meta.count <= max_messages:
             return
         excess = meta.count - max_messages
-        for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path):
+        for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=4096):
             seq = _line_seq(line)
             if seq is None:
                 raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
@@ -840,6 +861,7 @@ class FileStore(Store):
             index.ids = {mid: (seq, off - dead, n) for mid, (seq, off, n) in index.ids.items()}
         return new
 
+    @_os_errors
     def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
         def op(d: Path, meta: _Meta | None) -> list[int]:
             meta, old = self._live_or_fresh(d, ns, sid, meta, options)
@@ -904,6 +926,7 @@ class FileStore(Store):
             (d / meta.file).unlink(missing_ok=True)
         return seqs
 
+    @_os_errors
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
         def op(d: Path, meta: _Meta | None) -> list[int]:
             meta, old = self._live_or_fresh(d, ns, sid, meta, options)
@@ -933,6 +956,7 @@ class FileStore(Store):
 
         return self._write(ns, sid, True, op, [])
 
+    @_os_errors
     def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
         def op(d: Path, meta: _Meta | None) -> SessionInfo:
             meta, old = self._live_or_fresh(d, ns, sid, meta, options)
@@ -943,6 +967,7 @@ class FileStore(Store):
 
         return self._write(ns, sid, True, op, None)  # type: ignore[arg-type]
 
+    @_os_errors
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         def op(d: Path, meta: _Meta | None) -> int:
             if meta is None or not self._alive(meta):
@@ -975,6 +1000,7 @@ class FileStore(Store):
 
         return self._write(ns, sid, False, op, 0)
 
+    @_os_errors
     def clear(self, ns: str, sid: str) -> int:
         def op(d: Path, meta: _Meta | None) -> int:
             if meta is None or not self._alive(meta):
@@ -991,6 +1017,7 @@ class FileStore(Store):
 
         return self._write(ns, sid, False, op, 0)
 
+    @_os_errors
     def delete_session(self, ns: str, sid: str) -> bool:
         with self._locked(ns, sid, create=False) as d:
             if d is None:
@@ -1008,12 +1035,15 @@ class FileStore(Store):
         return existed
 
     # -- reads ---------------------------------------------------------------------------------------------------
+    @_os_errors
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
         return self._read(ns, sid, lambda d, meta, fd: self._info(meta), None, file=False)
 
+    @_os_errors
     def count(self, ns: str, sid: str) -> int:
         return self._read(ns, sid, lambda d, meta, fd: meta.count, 0, file=False)
 
+    @_os_errors
     def read(
         self,
         ns: str,
@@ -1052,6 +1082,7 @@ class FileStore(Store):
 
         return self._read(ns, sid, op, [])
 
+    @_os_errors
     def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
         def op(d: Path, meta: _Meta, fd: int) -> list[Message]:
             path = d / meta.file
@@ -1097,6 +1128,7 @@ class FileStore(Store):
         if old:
             (d / old).unlink(missing_ok=True)
 
+    @_os_errors
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
         try:
             value = json.loads(json.dumps(data, ensure_ascii=False, allow_nan=False))
@@ -1121,6 +1153,7 @@ class FileStore(Store):
             path = d / meta.records_file
             raise CorruptData(f"{path} is missing (meta.jsonl refers to it)", path=str(path)) from None
 
+    @_os_errors
     def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
@@ -1133,6 +1166,7 @@ class FileStore(Store):
 
         return self._read(ns, sid, op, [], file=False)
 
+    @_os_errors
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         def op(d: Path, meta: _Meta | None) -> int:
             if meta is None or not self._alive(meta):
@@ -1208,6 +1242,7 @@ class FileStore(Store):
     def _namespaces(self) -> list[Path]:
         return sorted(p for p in self.root.iterdir() if p.is_dir() and "." not in p.name)
 
+    @_os_errors
     def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
         if self._closed:
             raise BackendUnavailable(f"file store {self.root} is closed")
@@ -1219,6 +1254,7 @@ class FileStore(Store):
         ]
         return page_of([i for i in infos if session_matches(i, query)], query)
 
+    @_os_errors
     def purge_expired(self) -> int:
         if self._closed:
             raise BackendUnavailable(f"file store {self.root} is closed")
@@ -1250,6 +1286,7 @@ class FileStore(Store):
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise BackendUnavailable(f"{self.root} is not writable by this process")
 
+    @_os_errors
     def stats(self) -> dict[str, Any]:
         """Counts from every ``meta.json`` (O(sessions)), plus sessions moved aside as corrupt."""
         sessions = messages = stored = 0
