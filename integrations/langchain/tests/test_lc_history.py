@@ -14,7 +14,7 @@ from langchain_memvault import MemvaultChatMessageHistory, Window
 from memvault import Memory
 from memvault.errors import InvalidFilter, InvalidSessionId, InvalidURL
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::langchain_core._api.deprecation.LangChainDeprecationWarning")
 
 
 def turn(i: int) -> list[BaseMessage]:

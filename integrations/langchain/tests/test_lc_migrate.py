@@ -24,7 +24,7 @@ from langchain_memvault.migrate import messages_from_redis_json_docs
 from memvault import Memory
 from memvault.errors import CorruptData
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::langchain_core._api.deprecation.LangChainDeprecationWarning")
 
 HISTORY: list[BaseMessage] = [
     SystemMessage("be brief"),

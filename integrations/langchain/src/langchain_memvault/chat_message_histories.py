@@ -7,12 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, SystemMessage
 
 from langchain_memvault._memory import resolve_memory
 from langchain_memvault._messages import from_memvault_many, to_memvault_many
 from memvault import Memory, Message, Session
-from memvault.errors import InvalidFilter
+from memvault.compression import CompressionPolicy, get_counter
+from memvault.compression.context import SUMMARY_HEADER, drop_orphans, gather
+from memvault.compression.summaries import latest_summary
+from memvault.drive import Call, Op, run_async, run_sync
+from memvault.errors import InvalidFilter, InvalidPolicy
 
 __all__ = ["MemvaultChatMessageHistory", "Window"]
 
@@ -59,10 +63,15 @@ class MemvaultChatMessageHistory(BaseChatMessageHistory):
     By default ``messages`` is the full history, like ``InMemoryChatMessageHistory``. Options change what it
     returns (never what is stored):
 
-    - ``window=20`` (last 20 messages) or ``window=Window(tokens=2000)`` (most recent messages that fit);
-    - ``compress=policy``: a summary of older messages followed by the recent window (memvault compression);
-    - ``recall_k=3``: adds the 3 older messages most relevant to the latest human message (hybrid recall), in
-      conversation order, before the window.
+    - ``window=20`` (last 20 messages) or ``window=Window(tokens=2000)`` (the newest messages that fit 2,000
+      tokens, counted offline with tiktoken; ``model=`` picks the encoding). Cost is independent of the history's
+      length. A tool result whose calling message fell out of the window is left out (models reject it).
+    - ``compress=CompressionPolicy(...)`` (or ``True`` for the defaults): writes fold older messages into a stored
+      rolling summary (raw messages stay stored); ``messages`` returns ``[SystemMessage(summary)]`` + the messages
+      the summary does not cover yet (further limited by ``window`` when given).
+    - ``recall_k=3`` (with ``window`` or ``compress``): adds up to 3 older messages most relevant to the latest
+      human message in the returned window (hybrid recall over this session), in conversation order, between the
+      summary and the window. Tool calls and results are not recalled (they only make sense together).
     """
 
     def __init__(
@@ -75,18 +84,27 @@ class MemvaultChatMessageHistory(BaseChatMessageHistory):
         namespace: str | None = None,
         metadata: dict[str, Any] | None = None,
         window: int | Window | dict[str, int] | None = None,
-        compress: Any = None,
+        compress: CompressionPolicy | bool | None = None,
         recall_k: int = 0,
+        model: str | None = None,
     ) -> None:
-        self.memory = resolve_memory(memory, url)
-        self.session: Session = self.memory.session(
-            session_id, user_id=user_id, namespace=namespace, metadata=metadata
-        )
         self.window = _as_window(window)
-        self.compress = compress
         if not isinstance(recall_k, int) or isinstance(recall_k, bool) or recall_k < 0:
             raise InvalidFilter(f"recall_k must be a non-negative int, got {recall_k!r}")
         self.recall_k = recall_k
+        if compress is True:
+            compress = CompressionPolicy()
+        elif compress is False:
+            compress = None
+        if compress is not None and not isinstance(compress, CompressionPolicy):
+            raise InvalidPolicy(f"compress must be a memvault.compression.CompressionPolicy (or True), got {compress!r}")
+        self.memory = resolve_memory(memory, url)
+        self.session: Session = self.memory.session(
+            session_id, user_id=user_id, namespace=namespace, metadata=metadata, compress=compress
+        )
+        self.compress = compress
+        self.model = model
+        self._token_counter: Any = None
 
     @property
     def session_id(self) -> str:
@@ -104,23 +122,88 @@ class MemvaultChatMessageHistory(BaseChatMessageHistory):
         """The history as LangChain messages (full, or shaped by window / compress / recall_k)."""
         if self._plain():
             return from_memvault_many(self.session.messages())
-        return from_memvault_many(self._shaped_sync())
+        return self._shaped_sync()
 
     async def aget_messages(self) -> list[BaseMessage]:
         if self._plain():
             return from_memvault_many(await self.session.amessages())
-        return from_memvault_many(await self._shaped_async())
+        return await self._shaped_async()
 
-    def _shaped_sync(self) -> list[Message]:
+    def _read_op(self) -> Op[tuple[Any, list[Message]]]:
+        """[summary, verbatim window] in store calls only (written once, run sync or async)."""
+        ns, sid = self.session.namespace, self.session.id
+        summary = None
+        if self.compress is not None:
+            summary = yield from latest_summary(ns, sid)
         window = self.window
-        recent = self.session.messages(last=window.messages) if window and window.messages else self.session.messages()
-        return recent
+        if window is not None and window.tokens is not None:
+            gathered = yield from gather(ns, sid, window.tokens, self._counter(), summary=summary)
+            recent = gathered.window
+            if window.messages is not None:
+                recent = recent[-window.messages :]
+        else:
+            start = summary.end_seq + 1 if summary is not None else None
+            last = window.messages if window is not None else None
+            recent = yield Call("read", (ns, sid), {"start": start, "stop": None, "last": last, "limit": None})
+        if window is not None or summary is not None:
+            recent = drop_orphans(recent)  # a tool result without its calling message is rejected by models
+        return summary, recent
 
-    async def _shaped_async(self) -> list[Message]:
-        window = self.window
-        if window and window.messages:
-            return await self.session.amessages(last=window.messages)
-        return await self.session.amessages()
+    def _counter(self) -> Any:
+        if self._token_counter is None:
+            self._token_counter = get_counter(self.model)
+        return self._token_counter
+
+    def _recall_query(self, recent: list[Message]) -> str | None:
+        if not self.recall_k or (self.window is None and self.compress is None):
+            return None  # the full history is returned: there is nothing older to add
+        for message in reversed(recent):
+            if message.role == "user" and message.text.strip():
+                return message.text
+        return None
+
+    def _recall_kwargs(self, recent: list[Message]) -> dict[str, Any]:
+        return {
+            "session": self.session.id,
+            "namespace": self.session.namespace,
+            "k": self.recall_k + len(recent),
+            "mode": "hybrid",
+        }
+
+    def _assemble(self, summary: Any, recent: list[Message], hits: list[Any] | None) -> list[BaseMessage]:
+        out: list[BaseMessage] = []
+        if summary is not None:
+            header = SUMMARY_HEADER.format(start=summary.start_seq, end=summary.end_seq)
+            out.append(SystemMessage(header + summary.text, id=f"memvault-summary-{summary.end_seq}"))
+        if hits:
+            first = recent[0].seq if recent and recent[0].seq is not None else None
+            older: list[Message] = []
+            seen: set[str] = set()
+            for hit in hits:
+                message = hit.message
+                if message.id in seen or (first is not None and (message.seq or 0) >= first):
+                    continue
+                if message.role == "tool" or message.tool_calls:  # a call and its result only make sense together
+                    continue
+                seen.add(message.id)
+                older.append(message)
+                if len(older) >= self.recall_k:
+                    break
+            out += from_memvault_many(sorted(older, key=lambda m: m.seq or 0))
+        out += from_memvault_many(recent)
+        return out
+
+    def _shaped_sync(self) -> list[BaseMessage]:
+        summary, recent = run_sync(self.memory.store, self._read_op())
+        query = self._recall_query(recent)
+        hits = self.memory.recall(query, **self._recall_kwargs(recent)) if query else None
+        return self._assemble(summary, recent, hits)
+
+    async def _shaped_async(self) -> list[BaseMessage]:
+        summary, recent = await run_async(self.memory.store, self._read_op())
+        query = self._recall_query(recent)
+        hits = await self.memory.arecall(query, **self._recall_kwargs(recent)) if query else None
+        return self._assemble(summary, recent, hits)
 
     # -- writes ------------------------------------------------------------------------------------------------
     def add_message(self, message: BaseMessage) -> None:
