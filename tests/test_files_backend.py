@@ -10,7 +10,11 @@ import json
 import logging
 import os
 import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import pytest
 from memvault import BackendUnavailable, CorruptData, InvalidMessage, Memory, Message
 from memvault.backends.files import COMPACT_MIN, FileStore, encode_name
 from memvault.errors import InvalidURL, SchemaVersionError
+from memvault.model import encode_body
 
 
 @pytest.fixture
@@ -364,9 +369,13 @@ def test_rewrites_leave_exactly_one_messages_file(mem, root):
     assert json.loads((sdir(root, "s") / "records.2.json").read_text()) == {
         "summary": {"1": {"t": "a"}, "2": {"t": "b"}}
     }
+    # files a writer killed between its commit and its cleanup would leave behind; and an uncommitted newer one
+    for name in ["messages.2.jsonl", "records.1.json", "meta.jsonl.tmp-1-2", "messages.9.jsonl"]:
+        (sdir(root, "s") / name).write_text("left over\n")
     s.clear()
-    assert sorted(p.name for p in sdir(root, "s").iterdir()) == ["lock", "messages.4.jsonl", "meta.jsonl"]
-    assert messages_file(root, "s").read_bytes() == b""
+    names = sorted(p.name for p in sdir(root, "s").iterdir())
+    assert names == ["lock", "messages.4.jsonl", "messages.9.jsonl", "meta.jsonl"]
+    assert (sdir(root, "s") / "messages.4.jsonl").read_bytes() == b""
 
 
 def test_bad_session_metadata_is_refused_and_stores_nothing(mem, root):
@@ -467,3 +476,63 @@ def test_url_options_and_stats(root):
     assert (stats["namespaces"], stats["sessions"], stats["messages"], stats["quarantined_sessions"]) == (2, 2, 4, 0)
     with pytest.raises(BackendUnavailable, match="closed"):
         mem.session("a").messages()
+
+
+# -- crashes --------------------------------------------------------------------------------------------------------
+
+CRASHER = r"""
+import itertools, sys
+from memvault import Memory, Message
+
+mem = Memory(sys.argv[1])
+whole, capped = mem.session("whole"), mem.session("capped", max_messages=40)
+print("ready", flush=True)
+for r in itertools.count():
+    tag = f"{sys.argv[2]}.{r}"
+    stored = whole.extend([Message("user", f"{tag}.{i} " + "x" * (r % 300), id=f"{tag}.{i}") for i in range(5)])
+    capped.extend([Message("user", f"{tag}.{i} " + "y" * 900) for i in range(3)])
+    if r % 7 == 3:
+        whole.delete_messages([m.id for m in stored])
+    if r % 40 == 39:
+        whole.replace(whole.messages(last=10))
+"""
+
+
+def _check_consistent(mem: Memory) -> None:
+    whole = mem.session("whole").messages()
+    assert mem.session("whole").count() == len(whole) and len(whole) % 5 == 0
+    for k in range(0, len(whole), 5):
+        batch = whole[k : k + 5]
+        tags = {m.id.rsplit(".", 1)[0] for m in batch}
+        assert len(tags) == 1, f"a batch was split: {[m.id for m in batch]}"
+        assert [m.id.rsplit(".", 1)[1] for m in batch] == ["0", "1", "2", "3", "4"]
+    assert [m.seq for m in whole] == sorted({m.seq for m in whole})
+    size = sum(len(encode_body(m).body.encode()) for m in whole)
+    if whole:
+        assert mem.get_session("whole").size_bytes == size
+    capped = mem.session("capped").messages()
+    assert len(capped) <= 40 and mem.session("capped").count() == len(capped)
+    if capped:
+        last = capped[-1].seq
+        assert [m.seq for m in capped] == list(range(last - len(capped) + 1, last + 1))
+
+
+@pytest.mark.slow
+def test_killed_writers_leave_a_consistent_store(root):
+    rng = random.Random(3)
+    url = f"file://{root}"
+    Memory(url).close()
+    for round_ in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", CRASHER, url, f"p{round_}"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+        time.sleep(rng.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with Memory(url) as mem:
+            _check_consistent(mem)
+            mem.session("whole").extend([Message("user", f"c{round_}.{i}", id=f"c{round_}.{i}") for i in range(5)])
+            mem.session("capped", max_messages=40).add("user", "after crash")
+            _check_consistent(mem)
+    assert not [p for p in root.rglob("*") if ".corrupt-" in p.name]
+    with Memory(url) as mem:
+        assert mem.get_session("whole").message_count > 0

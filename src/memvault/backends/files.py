@@ -50,7 +50,7 @@ import uuid
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from datetime import datetime, timezone
@@ -171,6 +171,8 @@ _STORED = (
 )  # fmt: skip
 _SLOT_START = b'{"crc":"'
 _SLOT_MID = b'","meta":'
+_MESSAGES_FILE = re.compile(r"messages\.(\d+)\.jsonl")
+_RECORDS_FILE = re.compile(r"records\.(\d+)\.json")
 _SLOT_N = re.compile(rb'\{"n":(\d+),')
 
 
@@ -807,14 +809,21 @@ class FileStore(Store):
         meta.updated_at = max(meta.updated_at, now)
         meta.expires_at = None if options.ttl is None else now + options.ttl
 
-    def _drop_old(self, d: Path, old: _Meta | None, current: _Meta) -> None:
-        """After a commit: remove the superseded generation's files."""
-        if old is None:
-            return
-        if old.gen != current.gen:
-            (d / old.file).unlink(missing_ok=True)
-        if old.records and old.records != current.records:
-            (d / old.records_file).unlink(missing_ok=True)
+    def _sweep(self, d: Path, meta: _Meta) -> None:
+        """After a commit that changed generations: remove the files the committed state superseded, also those
+        of a writer that died between its commit and its cleanup. Uncommitted newer files stay (they are moved
+        aside as ``.torn-`` if their generation number comes up)."""
+        for entry in os.scandir(d):
+            name = entry.name
+            if match := _MESSAGES_FILE.fullmatch(name):
+                stale = int(match.group(1)) < meta.gen
+            elif match := _RECORDS_FILE.fullmatch(name):
+                stale = int(match.group(1)) <= meta.rgen and int(match.group(1)) != meta.records
+            else:
+                stale = ".tmp-" in name  # only writers holding the lock create these
+            if stale:
+                with suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
     def _sync(self, fd: int) -> None:
         if self.fsync:
@@ -921,15 +930,14 @@ class FileStore(Store):
         index.drop_before(meta.head)
         committed = self._maybe_compact(d, meta, fd, index)
         self._commit(d, committed)
-        self._drop_old(d, old, committed)
-        if committed.gen != meta.gen:
-            (d / meta.file).unlink(missing_ok=True)
+        if old is not None or committed.gen != meta.gen:
+            self._sweep(d, committed)
         return seqs
 
     @_os_errors
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
         def op(d: Path, meta: _Meta | None) -> list[int]:
-            meta, old = self._live_or_fresh(d, ns, sid, meta, options)
+            meta, _ = self._live_or_fresh(d, ns, sid, meta, options)
             seqs: list[int] = []
             lines: list[tuple[bytes, int]] = []
             batch: dict[str, int] = {}
@@ -944,14 +952,12 @@ class FileStore(Store):
                 seqs.append(meta.last_seq)
             if options.max_messages is not None:
                 lines = lines[-options.max_messages :]
-            previous = meta
             new = self._rewrite(d, meta, [line for line, _ in lines])
             new.count, new.size = len(lines), sum(size for _, size in lines)
             self._touch(new, options)
             self._commit(d, new)
             self._forget(ns, sid)
-            (d / previous.file).unlink(missing_ok=True)
-            self._drop_old(d, old, new)
+            self._sweep(d, new)
             return seqs
 
         return self._write(ns, sid, True, op, [])
@@ -962,7 +968,8 @@ class FileStore(Store):
             meta, old = self._live_or_fresh(d, ns, sid, meta, options)
             self._touch(meta, options)
             self._commit(d, meta)
-            self._drop_old(d, old, meta)
+            if old is not None:
+                self._sweep(d, meta)
             return self._info(meta)
 
         return self._write(ns, sid, True, op, None)  # type: ignore[arg-type]
@@ -995,7 +1002,7 @@ class FileStore(Store):
             new.updated_at = max(new.updated_at, self.clock())
             self._commit(d, new)
             self._forget(ns, sid)
-            (d / meta.file).unlink(missing_ok=True)
+            self._sweep(d, new)
             return len(doomed)
 
         return self._write(ns, sid, False, op, 0)
@@ -1010,9 +1017,7 @@ class FileStore(Store):
             new.updated_at = max(new.updated_at, self.clock())
             self._commit(d, new)
             self._forget(ns, sid)
-            (d / meta.file).unlink(missing_ok=True)
-            if meta.records:
-                (d / meta.records_file).unlink(missing_ok=True)
+            self._sweep(d, new)
             return meta.count
 
         return self._write(ns, sid, False, op, 0)
@@ -1115,7 +1120,6 @@ class FileStore(Store):
 
     def _save_records(self, d: Path, meta: _Meta, kinds: dict[str, dict[str, Any]]) -> None:
         """Write the records as a new generation file, commit it, then remove the previous one."""
-        old = meta.records_file if meta.records else None
         kinds = {kind: table for kind, table in kinds.items() if table}
         if kinds:
             meta.rgen += 1
@@ -1125,8 +1129,7 @@ class FileStore(Store):
         else:
             meta.records = 0
         self._commit(d, meta)
-        if old:
-            (d / old).unlink(missing_ok=True)
+        self._sweep(d, meta)
 
     @_os_errors
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
