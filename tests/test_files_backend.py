@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from memvault import BackendUnavailable, CorruptData, InvalidMessage, Memory, Message
+from memvault import BackendUnavailable, CorruptData, InvalidMessage, Memory, Message, SessionNotFound
 from memvault.backends.files import COMPACT_MIN, FileStore, encode_name
 from memvault.errors import InvalidURL, SchemaVersionError
 from memvault.model import encode_body
+from tests.conftest import FakeClock
 
 
 @pytest.fixture
@@ -536,3 +537,80 @@ def test_killed_writers_leave_a_consistent_store(root):
     assert not [p for p in root.rglob("*") if ".corrupt-" in p.name]
     with Memory(url) as mem:
         assert mem.get_session("whole").message_count > 0
+
+
+# -- differential: random operations against the in-memory reference -----------------------------------------------
+
+
+def test_random_operations_match_the_memory_backend(root):
+    """Appends (with repeated ids), caps, deletions, rewrites, records, TTL expiry and purges, through two file
+    stores on one directory (as two processes would use it), must answer exactly like the in-memory store."""
+    rng = random.Random(11)
+    clock = FakeClock()
+    created = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    files = [Memory(f"file://{root}", clock=clock, ttl=500), Memory(f"file://{root}", clock=clock, ttl=500)]
+    reference = Memory("memory://", clock=clock, ttl=500)
+    ids = [f"id{i}" for i in range(60)]
+
+    def batch() -> list[dict]:
+        return [
+            {"role": "user", "content": f"{rng.random():.6f}" + "w" * rng.choice([0, 10, 2000, 40_000]),
+             "id": rng.choice(ids), "created_at": created}
+            for _ in range(rng.randint(1, 4))
+        ]  # fmt: skip
+
+    def both(call, *args):
+        expected = call(reference, *args)
+        got = call(rng.choice(files), *args)
+        assert got == expected, (call, args)
+        return expected
+
+    def extend(m, sid, cap, spec, method):
+        return [x.seq for x in getattr(m.session(sid, max_messages=cap), method)([Message(**x) for x in spec])]
+
+    def put(m, sid, key, value):
+        try:
+            m.store.put_record(m.namespace, sid, "summary", key, value)
+        except SessionNotFound:
+            return "not found"
+        return "ok"
+
+    def info(m, sid):
+        i = m.store.get_session(m.namespace, sid)
+        return None if i is None else (i.message_count, i.size_bytes, i.last_seq, i.created_at, i.updated_at,
+                                       i.expires_at)  # fmt: skip
+
+    try:
+        for _ in range(400):
+            sid = rng.choice(["a", "b"])
+            cap = rng.choice([None, None, 3, 25])
+            op = rng.random()
+            if op < 0.35:
+                both(extend, sid, cap, batch(), "extend")
+            elif op < 0.42:
+                both(lambda m, sid, doomed: m.session(sid).delete_messages(doomed), sid, rng.sample(ids, 5))
+            elif op < 0.47:
+                both(extend, sid, cap, batch(), "replace")
+            elif op < 0.50:
+                both(lambda m, sid: m.session(sid).clear(), sid)
+            elif op < 0.56:
+                both(put, sid, str(rng.randint(0, 4)), {"v": rng.random()})
+            elif op < 0.59:
+                keys = [str(rng.randint(0, 4))]
+                both(lambda m, sid, keys: m.store.delete_records(m.namespace, sid, "summary", keys), sid, keys)
+            elif op < 0.62:
+                clock.advance(rng.choice([10, 200, 600]))
+            elif op < 0.64:
+                both(lambda m, sid: m.delete_session(sid), sid)
+            elif op < 0.66:
+                both(lambda m: m.purge_expired())
+            # after every step, reads agree
+            kwargs = {k: rng.randint(0, 40) for k in rng.sample(["start", "stop", "last", "limit"], rng.randint(0, 2))}
+            both(lambda m, sid, kwargs: m.session(sid).messages(**kwargs), sid, kwargs)
+            both(lambda m, sid, wanted: m.session(sid).get(wanted), sid, rng.sample(ids, 6))
+            both(lambda m, sid: m.store.get_records(m.namespace, sid, "summary"), sid)
+            both(info, sid)
+            both(lambda m: sorted((i.id, i.message_count) for i in m.sessions(limit=10)))
+    finally:
+        for m in files:
+            m.close()
