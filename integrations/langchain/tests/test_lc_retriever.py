@@ -69,6 +69,20 @@ def test_documents_carry_message_fields(lc_memory: Memory) -> None:
     assert docs[0].id == meta["message_id"]
 
 
+def test_neighbors_in_metadata(lc_memory: Memory) -> None:
+    fill(lc_memory)
+    doc = MemvaultRetriever(memory=lc_memory, session_id="s1", k=1, neighbors=1).invoke("peanuts allergy")[0]
+    seq = doc.metadata["seq"]
+    assert seq in (5, 6)
+    expected = [s for s in (seq - 1, seq + 1) if 1 <= s <= 6]
+    assert [n["seq"] for n in doc.metadata["neighbors"]] == expected
+    texts = {n["seq"]: n["text"] for n in doc.metadata["neighbors"]}
+    assert texts[seq - 1] == CONVERSATION[seq - 2].content
+    assert MemvaultRetriever(memory=lc_memory, session_id="s1", k=1).invoke("peanuts")[0].metadata.get(
+        "neighbors"
+    ) is None
+
+
 def test_scopes(lc_memory: Memory) -> None:
     fill(lc_memory)
     by_session = MemvaultRetriever(memory=lc_memory, session_id="s1", k=10).invoke("cat")
