@@ -80,6 +80,12 @@ def test_default_ttl_is_seven_days_with_native_expiry(redis_url, raw, prefix):
     assert session_keys
     for key in session_keys:  # Redis reclaims the memory itself: ttl + slack
         assert 7 * 86400 * 1000 < raw.pttl(key) <= (7 * 86400 + 3600) * 1000
+    mem.session("ttl").clear()
+    mem.session("ttl").add("user", "after clear")  # message keys are created anew: they get the expiry too
+    mem.store.put_record(mem.namespace, "ttl", "summary", "1", {"s": 1})
+    session_keys = [k for k in _keys(raw, prefix) if ":ix:" not in k]
+    assert len(session_keys) == 5  # s, m, h, k, r:summary
+    assert all(7 * 86400 * 1000 < raw.pttl(k) <= (7 * 86400 + 3600) * 1000 for k in session_keys)
     forever = Memory(redis_url, prefix=prefix, ttl=None)
     forever.session("ttl").add("user", "y")
     assert forever.get_session("ttl").expires_at is None
@@ -245,6 +251,8 @@ def test_existing_cluster_clients(redis_cluster_nodes, prefix):
     for i in range(20):
         mem.session(f"user{{{i}}}").add("user", f"m{i}")
     assert len(mem.sessions(limit=100)) == 20
+    stats = mem.store.stats()
+    assert stats["mode"] == "cluster" and stats["sessions"] == 20 and stats["server_version"]
 
     async def main() -> None:
         s = mem.session("user{3}")
@@ -363,6 +371,18 @@ def test_aio_is_native_and_survives_several_event_loops(redis_url, prefix):
     assert len(messages) == 100 and len({m.id for m in messages}) == 100
     assert [m.seq for m in messages] == list(range(1, 101))
     assert sorted(m.text for m in messages) == sorted(f"m{i}" for i in range(100))
+    mem.close()
+
+
+def test_db_option_selects_the_database(redis_url, raw, prefix):
+    mem = Memory(redis_url, prefix=prefix, db=5)
+    mem.session("db").add("user", "in db 5")
+    assert _keys(raw, prefix) == []  # nothing in the URL's db
+    kwargs = {k: v for k, v in raw.connection_pool.connection_kwargs.items() if k in ("host", "port", "password", "username")}
+    other = redis.Redis(**kwargs, db=5)
+    assert [k for k in _keys(other, prefix) if ":ix:" in k]
+    assert mem.purge_expired() == 0 and mem.delete_session("db")
+    other.close()
     mem.close()
 
 

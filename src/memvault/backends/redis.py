@@ -31,8 +31,9 @@ import json
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -565,6 +566,9 @@ class _Connector:
     owns_sync: bool = True
     async_client: Any = None
     owns_async: bool = True
+    #: passwords to scrub from any error text (never shown in reprs)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 # -- the store ----------------------------------------------------------------------------------------------------
@@ -623,17 +627,23 @@ class RedisStore(Store):
         db = merged.pop("db", None)
         sentinel_password = merged.pop("sentinel_password", None)
         extra = merged  # anything else: handed to redis-py as is
+        try:
+            url_password = parts.password
+        except ValueError:
+            url_password = None
+        secrets = tuple(
+            p for p in {str(password) if password is not None else "", url_password or "", unquote(url_password or "")} if p
+        )
         shown = mask_url(url)
-        if password is not None and str(password) in shown:
-            shown = shown.replace(str(password), "***")
+        for secret in secrets:
+            shown = shown.replace(secret, "***")
 
         if scheme in ("redis", "rediss"):
-            clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
+            path = parts.path if db is None else f"/{int(db)}"  # an explicit db option wins over the URL's
+            clean = urlunsplit((scheme, parts.netloc, path, urlencode(passthrough), ""))
             kw: dict[str, Any] = {**timeouts, **extra, "max_connections": pool_size}
             if password is not None:
                 kw["password"] = password
-            if db is not None:
-                kw["db"] = int(db)
 
             def make_sync() -> Any:
                 pool = redis.BlockingConnectionPool.from_url(clean, retry=_retry(retries), timeout=timeouts["socket_timeout"], **kw)
@@ -699,6 +709,7 @@ class RedisStore(Store):
             connector = _Connector("sentinel", shown, make_sync, make_async)
         else:
             raise InvalidURL(f"{shown}: not a Redis URL (redis://, rediss://, redis+cluster://, redis+sentinel://)")
+        connector.secrets = secrets
         return cls(connector, **store_kw)
 
     @classmethod
@@ -740,7 +751,11 @@ class RedisStore(Store):
     # -- clients and errors --------------------------------------------------------------------------------------
     def _sync_client(self) -> Any:
         conn = self._conn
-        if conn.sync_client is None:
+        if conn.sync_client is not None:
+            return conn.sync_client
+        with conn.lock:
+            if conn.sync_client is not None:
+                return conn.sync_client
             if self._closed:
                 raise BackendUnavailable(f"Redis store {self.url} is closed")
             if conn.make_sync is None:
@@ -768,10 +783,16 @@ class RedisStore(Store):
             self._aio_loop = loop
         return conn.async_client
 
+    def _scrub(self, text: str) -> str:
+        text = mask_url(text)
+        for secret in self._conn.secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
-        detail = str(exc) or type(exc).__name__
+        detail = self._scrub(str(exc) or type(exc).__name__)
         return BackendUnavailable(
-            f"Redis at {self.url} is unavailable ({type(exc).__name__}: {mask_url(detail)}). Check that the server "
+            f"Redis at {self.url} is unavailable ({type(exc).__name__}: {detail}). Check that the server "
             "is running and the URL/password are right; connect_timeout/socket_timeout options bound the wait."
         )
 
@@ -779,7 +800,7 @@ class RedisStore(Store):
         if isinstance(exc, _UNAVAILABLE):
             return self._unavailable(exc)
         if isinstance(exc, ResponseError):
-            text = str(exc)
+            text = self._scrub(str(exc))
             if text.split(" ", 1)[0] in _UNAVAILABLE_REPLIES or "OOM" in text or "NOAUTH" in text:
                 return self._unavailable(exc)
             if "WRONGTYPE" in text:
