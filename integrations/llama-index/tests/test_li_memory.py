@@ -97,3 +97,10 @@ async def test_block_recalls_archived_turns_per_session(make_li_memory: Callable
         assert not any(mine in (m.content or "") for m in active)  # the secret left the short-term queue
         prompt = " ".join(m.content or "" for m in await li.aget(input="what is my locker code"))
         assert mine in prompt and theirs not in prompt
+
+
+def test_get_without_input_recalls_for_the_newest_user_message(make_li_memory: Callable[..., Memory]) -> None:
+    mem = MemvaultMemory.from_defaults("dana", memory=make_li_memory(embedder="hash"), token_limit=250)
+    fill(mem)
+    mem.put(ChatMessage(role="user", content="what is my cat called"))
+    assert any("Pixel" in (m.content or "") for m in mem.get())  # what a chat engine does: put, then get()

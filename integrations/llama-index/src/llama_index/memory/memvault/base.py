@@ -25,6 +25,7 @@ from memvault import Memory
 from memvault.memory import Session
 
 DEFAULT_TOKEN_LIMIT = 3000
+TAIL_FOR_QUERY = 4  # newest messages searched for the user turn that get() recalls for
 
 
 def default_policy(token_limit: int, llm: Any = None, model: str | None = None) -> Any:
@@ -113,9 +114,16 @@ class MemvaultMemory(BaseMemory):
         """The memvault Context of the last get(): ``parts`` shows the tokens spent on summary, recall, window."""
         return self._last_context
 
-    def _context_options(self, input: Any) -> dict[str, Any]:
-        return {"query": _query_text(input), "budget_tokens": self.token_limit, "model": self.model,
+    def _context_options(self, query: str | None) -> dict[str, Any]:
+        return {"query": query, "budget_tokens": self.token_limit, "model": self.model,
                 "summary_share": self.summary_share, "recall_share": self.recall_share, "recall_k": self.recall_k}
+
+    @staticmethod
+    def _latest_user_text(tail: list[Any]) -> str | None:
+        for message in reversed(tail):
+            if message.role == "user":
+                return message.text or None
+        return None
 
     def _finish(self, context: Any) -> list[ChatMessage]:
         self._last_context = context
@@ -123,11 +131,20 @@ class MemvaultMemory(BaseMemory):
 
     # -- BaseMemory ----------------------------------------------------------------------------------------------
     def get(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
-        """The prompt history for ``input``: summary + recalled turns + newest messages, within ``token_limit``."""
-        return self._finish(self._session.context(**self._context_options(input)))
+        """The prompt history for ``input``: summary + recalled turns + newest messages, within ``token_limit``.
+
+        Without ``input`` (chat engines put the user message first, then call ``get()``), recall searches for the
+        newest stored user message."""
+        query = _query_text(input)
+        if query is None:
+            query = self._latest_user_text(self._session.messages(last=TAIL_FOR_QUERY))
+        return self._finish(self._session.context(**self._context_options(query)))
 
     async def aget(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
-        return self._finish(await self._session.acontext(**self._context_options(input)))
+        query = _query_text(input)
+        if query is None:
+            query = self._latest_user_text(await self._session.amessages(last=TAIL_FOR_QUERY))
+        return self._finish(await self._session.acontext(**self._context_options(query)))
 
     def get_all(self) -> list[ChatMessage]:
         """Every stored message (compression never deletes raw history unless its retention policy says so)."""
