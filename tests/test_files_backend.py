@@ -323,7 +323,7 @@ def test_range_reads_match_the_memory_backend(root):
     rng = random.Random(7)
     created = datetime(2024, 1, 1, tzinfo=timezone.utc)
     batch = [
-        Message("user", "x" * rng.choice([1, 50, 3000, 70_000]) + str(i), id=f"m{i}", created_at=created)
+        Message("user", "x" * rng.choice([1, 50, 3000, 20_000]) + str(i), id=f"m{i}", created_at=created)
         for i in range(400)
     ]
     with Memory(f"file://{root}") as files, Memory("memory://") as memory:
