@@ -24,7 +24,7 @@ from redis.crc import key_slot
 from memvault import BackendUnavailable, Memory, Message
 from memvault.backends.redis import RedisAsyncStore, RedisStore
 from memvault.contract import ThreadedAsyncStore
-from memvault.errors import InvalidURL
+from memvault.errors import CorruptData, InvalidURL
 from tests.harness.redis import RedisServer, _binary, free_port
 
 
@@ -140,6 +140,16 @@ def test_scripts_are_reloaded_after_script_flush(redis_url, raw, prefix):
     s.extend([Message("user", "after1"), Message("user", "after2")])  # NOSCRIPT -> EVAL, cached again
     raw.script_flush()
     assert [m.text for m in s.messages(last=2)] == ["after1", "after2"]
+    mem.close()
+
+
+def test_foreign_data_under_the_prefix_is_reported_not_overwritten(redis_url, raw, prefix):
+    key = f"{prefix}{{default\x1fx}}:s"
+    raw.set(key, "someone else's string")
+    mem = Memory(redis_url, prefix=prefix)
+    with pytest.raises(CorruptData, match="prefix"):
+        mem.session("x").add("user", "hi")
+    assert raw.get(key) == b"someone else's string"
     mem.close()
 
 
