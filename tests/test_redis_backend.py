@@ -221,6 +221,10 @@ def test_password_protected_server_and_wrong_password(tmp_path, caplog):
             assert "wrong-pw" not in str(error) and "***" in str(error)
             by_option = Memory(f"redis://127.0.0.1:{server.port}/0", password="s3cr3t-pw", prefix="auth:")
             assert by_option.session("a").count() == 1
+            by_query = Memory(f"redis://127.0.0.1:{server.port}/0?password=s3cr3t-pw&prefix=auth:")
+            assert by_query.session("a").count() == 1
+            assert "s3cr3t-pw" not in by_query.store.url + repr(by_query.store)
+            by_query.close()
         assert "s3cr3t-pw" not in caplog.text and "wrong-pw" not in caplog.text
         for m in (good, bad, by_option):
             m.close()

@@ -634,7 +634,8 @@ class RedisStore(Store):
         secrets = tuple(
             p for p in {str(password) if password is not None else "", url_password or "", unquote(url_password or "")} if p
         )
-        shown = mask_url(url)
+        # shown without memvault's own query options (the prefix is added back by .url; passwords never)
+        shown = mask_url(urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), "")))
         for secret in secrets:
             shown = shown.replace(secret, "***")
 
