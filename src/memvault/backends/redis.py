@@ -631,9 +631,8 @@ class RedisStore(Store):
             url_password = parts.password
         except ValueError:
             url_password = None
-        secrets = tuple(
-            p for p in {str(password) if password is not None else "", url_password or "", unquote(url_password or "")} if p
-        )
+        given = (password, sentinel_password, url_password, unquote(url_password or ""))
+        secrets = tuple({str(p) for p in given if p})
         # shown without memvault's own query options (the prefix is added back by .url; passwords never)
         shown = mask_url(urlunsplit((scheme, parts.netloc, parts.path, urlencode(passthrough), "")))
         for secret in secrets:
