@@ -38,7 +38,7 @@ def fill(session, n, start=0, words=10):
 def test_second_summary_folds_previous_summary_and_only_the_new_span():
     rec = Recorder()
     policy = CompressionPolicy(trigger_messages=10, keep_messages=4, summarizer=rec)
-    mem = Memory("memory://inc")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     for i in range(11):
         s.add("user", f"m{i}")
@@ -61,7 +61,7 @@ def test_second_summary_folds_previous_summary_and_only_the_new_span():
 def test_token_trigger_and_token_window():
     rec = Recorder()
     policy = CompressionPolicy(trigger_tokens=200, keep_tokens=60, summarizer=rec, model="gpt-4o")
-    mem = Memory("memory://tok")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     fill(s, 3, words=10)  # ~12 tokens each: under the trigger
     assert rec.calls == []
@@ -83,7 +83,7 @@ def test_failing_summarizer_loses_nothing_logs_and_retries(caplog):
         return "summary text"
 
     policy = CompressionPolicy(trigger_messages=5, keep_messages=2, summarizer=flaky)
-    mem = Memory("memory://flaky")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     with caplog.at_level("WARNING", logger="memvault"):
         for i in range(8):
@@ -110,7 +110,7 @@ def test_hanging_summarizer_times_out_and_loses_nothing(caplog):
         return "too late"
 
     policy = CompressionPolicy(trigger_messages=3, keep_messages=1, summarizer=hang, timeout=0.2)
-    mem = Memory("memory://hang")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     started = time.monotonic()
     with caplog.at_level("WARNING", logger="memvault"):
@@ -162,7 +162,7 @@ def test_tool_calls_and_results_are_never_split(seed):
             keep_messages=rng.choice([None, 0 + 1, 2, 3]) if rng.random() < 0.5 else None,
             max_fold_messages=rng.choice([3, 5, 400]),
         )
-    mem = Memory(f"memory://tools{seed}")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     for m in _random_history(rng, 120):
         s.add(m.role, m.content, tool_calls=m.tool_calls, tool_call_id=m.tool_call_id)
@@ -185,7 +185,7 @@ def test_tool_calls_and_results_are_never_split(seed):
 
 def test_retention_deletes_only_summarized_old_messages(clock):
     policy = CompressionPolicy(trigger_messages=6, keep_messages=2, retention=RetentionPolicy(delete_after_days=30))
-    mem = Memory("memory://ret", clock=clock)
+    mem = Memory("memory://", clock=clock)
     s = mem.session("s", compress=policy)
     events = []
     mem.write_hooks.append(lambda event, ns, sid, payload: events.append((event, payload)))
@@ -216,7 +216,7 @@ def test_policy_and_prompt_validation():
         as_summarizer(lambda p: p, prompt="Summarize: {messages}")
     with pytest.raises(InvalidPolicy):
         as_summarizer(42)
-    mem = Memory("memory://nopolicy")
+    mem = Memory("memory://")
     with pytest.raises(InvalidPolicy, match="compress="):
         mem.session("s").compress()
     with pytest.raises(InvalidPolicy):
@@ -275,7 +275,7 @@ def test_summarizer_adapters_and_prompt_override():
 async def test_async_compression_uses_native_async_summarizer():
     chat = FakeChatModel()
     policy = CompressionPolicy(trigger_messages=4, keep_messages=1, summarizer=chat)
-    mem = Memory("memory://async")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     for i in range(6):
         await s.aadd("user", f"m{i}")
@@ -292,7 +292,7 @@ def test_background_compression_sync_and_async():
         return "bg summary"
 
     policy = CompressionPolicy(trigger_messages=4, keep_messages=1, summarizer=slow, background=True)
-    mem = Memory("memory://bg")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     for i in range(6):
         s.add("user", f"m{i}")  # returns immediately although the summarizer is blocked
@@ -342,7 +342,7 @@ def test_real_langchain_and_llamaindex_models_work_as_summarizers():
     llms = pytest.importorskip("llama_index.core.llms.mock")
     chat = fake_chat.FakeListChatModel(responses=["lc summary"])
     policy = CompressionPolicy(trigger_messages=3, keep_messages=1, summarizer=chat)
-    s = Memory("memory://lc").session("s", compress=policy)
+    s = Memory("memory://").session("s", compress=policy)
     for i in range(5):
         s.add("user", f"m{i}")
     assert s.summaries()[-1].text == "lc summary"

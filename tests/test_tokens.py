@@ -158,7 +158,7 @@ def test_counts_are_stamped_at_write_time_and_never_recounted():
         return len(text.split())
 
     policy = CompressionPolicy(trigger_tokens=10_000, keep_tokens=5_000, model=counting)
-    mem = Memory("memory://stamp")
+    mem = Memory("memory://")
     s = mem.session("s", compress=policy)
     for i in range(10):
         s.add("user", f"message number {i} about Paris")
@@ -178,7 +178,7 @@ def test_counts_are_stamped_at_write_time_and_never_recounted():
 def test_unstamped_messages_are_counted_once_per_process():
     calls: list[str] = []
     counter = get_counter(lambda text: calls.append(text) or len(text))
-    mem = Memory("memory://lazy")
+    mem = Memory("memory://")
     s = mem.session("s")
     s.extend([Message("user", f"m{i}") for i in range(20)])
     for _ in range(3):

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memvault.compression.summaries import Summary, latest_summary
-from memvault.compression.tokens import MESSAGE_OVERHEAD, TokenCounter, get_counter, message_tokens
+from memvault.compression.tokens import (
+    MESSAGE_OVERHEAD,
+    TOKENS_KEY,
+    TokenCounter,
+    get_counter,
+    message_text,
+    message_tokens,
+)
 from memvault.drive import Call, Op, run_async, run_sync
 from memvault.errors import InvalidPolicy
 from memvault.model import Message
@@ -143,13 +150,20 @@ def _truncate_message(message: Message, budget: int, counter: TokenCounter) -> M
     room = budget - MESSAGE_OVERHEAD - counter.count(TRUNCATED) - 2
     if room < MIN_USEFUL or message.tool_calls or message.role == "tool":
         return None
-    text = counter.truncate(message.text, room) + TRUNCATED
-    cut = replace(message, content=text, metadata={**message.metadata, "memvault": {"truncated": True}},
-                  extras={})
-    while message_tokens(cut, counter) > budget and text:
-        text = text[: max(0, len(text) - len(TRUNCATED) - 8)] + TRUNCATED
-        cut = replace(cut, content=text)
-    return cut if message_tokens(cut, counter) <= budget else None
+    head = counter.truncate(message.text, room)
+
+    def shortened(head: str) -> Message:
+        # same id and seq as the stored message, so its own count is stamped (the cache holds the full one's)
+        cut = replace(message, content=head + TRUNCATED, metadata={**message.metadata, "memvault": {"truncated": True}},
+                      extras={})
+        cut.extras[TOKENS_KEY] = {counter.name: counter.count(message_text(cut))}
+        return cut
+
+    cut = shortened(head)
+    while head and message_tokens(cut, counter) > budget:  # merges at the seam can cost a token more
+        head = head[: max(0, len(head) - 8)]
+        cut = shortened(head)
+    return cut if head and message_tokens(cut, counter) <= budget else None
 
 
 def drop_orphans(window: list[Message]) -> list[Message]:
