@@ -271,7 +271,16 @@ class CachedEmbedder:
         return np.stack([found[i] for i in range(len(texts))]).astype(np.float32, copy=False)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
+        key = (self.model_id, "q:" + content_hash(text))  # queries may embed differently from documents
+        with self._lock:
+            vec = self._cache.get(key)
+        if vec is None:
+            vec = np.asarray(self.inner.embed_query(text), dtype=np.float32)
+            with self._lock:
+                self._cache[key] = vec
+                if len(self._cache) > self.max_items:
+                    self._cache.popitem(last=False)
+        return vec
 
 
 _DEFAULT_LOCK = threading.Lock()

@@ -22,8 +22,7 @@ from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import BackgroundIndexer, Work
 from memvault.recall.keyword import bm25_scores
 from memvault.recall.rank import check_mode, rank
-from memvault.recall.segments import VEC_KIND, Segment, SegmentCache, ensure_vectors
-from memvault.recall.text import index_text
+from memvault.recall.segments import VEC_KIND, Segment, SegmentCache
 from memvault.recall.types import Hit, IndexStatus, SearchOptions
 
 logger = logging.getLogger("memvault.recall")
@@ -66,9 +65,9 @@ class InProcessEngine:
         self.segments = SegmentCache(embedder)
 
     def index(self, work: Sequence[Work]) -> None:
-        for ns, sid, messages in work:
-            live = [m for m in messages if m.seq is not None]
-            ensure_vectors(self.store, ns, sid, live, [index_text(m) for m in live], self.embedder)
+        """Background step: bring the written sessions' segments up to date (embedding and storing new vectors)."""
+        for ns, sid in dict.fromkeys((ns, sid) for ns, sid, _ in work):
+            self.segments.get(ns, sid).sync(self.store, self.store.get_session(ns, sid), self.embedder)
 
     def forget(self, ns: str, sid: str) -> None:
         self.segments.drop(ns, sid)

@@ -1,0 +1,458 @@
+"""SQLite-native recall: FTS5 bm25() for keywords, float32 BLOB vectors, exact numpy search over a cached matrix
+for scopes up to ``EXACT_MAX`` messages and an HNSW index (usearch, persisted next to the database) above that.
+
+Tables (component ``recall`` in ``schema_versions``):
+
+- ``recall_fts``: FTS5 over ``[date] speaker: text`` of every message, kept by triggers on ``messages`` (in the
+  append's own transaction, so keywords are never stale and no extra round trip is paid).
+- ``recall_pending``: message pks still to embed, filled by the same insert trigger; its size is the backlog seen
+  by every process. The background indexer (or a query) embeds them in batches into ``recall_vectors``.
+- ``recall_vectors``: pk -> model id, dimension, created_at, role, float32 vector.
+
+Documents of collections (namespaces ending in ``#collections``) are left to the collection code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from memvault.errors import EmbeddingModelMismatch
+from memvault.model import Message, SessionInfo, decode_body, to_epoch
+from memvault.recall.ann import AnnIndex
+from memvault.recall.embedders import CachedEmbedder
+from memvault.recall.filters import RecallFilter
+from memvault.recall.indexer import Work
+from memvault.recall.rank import rank
+from memvault.recall.text import STOP_WORDS, index_text
+from memvault.recall.types import Hit, IndexStatus, SearchOptions
+
+logger = logging.getLogger("memvault.recall")
+
+EXACT_MAX = 50_000
+BATCH = 256
+CHUNK = 500
+
+_MONTHS = " ".join(
+    f"WHEN '{i:02d}' THEN '{name}'"
+    for i, name in enumerate(
+        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+         "November", "December"], 1)
+)
+_TEXT = (
+    "'[' || CAST(CAST(substr(json_extract({b}, '$.created_at'), 9, 2) AS INTEGER) AS TEXT) || ' ' || "
+    f"(CASE substr(json_extract({{b}}, '$.created_at'), 6, 2) {_MONTHS} ELSE '' END) || ' ' || "
+    "substr(json_extract({b}, '$.created_at'), 1, 4) || '] ' || "
+    "coalesce(json_extract({b}, '$.name'), json_extract({b}, '$.role')) || ': ' || "
+    "(CASE json_type({b}, '$.content') WHEN 'text' THEN json_extract({b}, '$.content') "
+    "ELSE coalesce((SELECT group_concat(json_extract(value, '$.text'), ' ') FROM json_each({b}, '$.content')), '') END)"
+)
+_CONVERSATION = "{ns} NOT LIKE '%#collections'"
+
+MIGRATIONS = [
+    f"""
+    CREATE VIRTUAL TABLE recall_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TABLE recall_pending (pk INTEGER PRIMARY KEY);
+    CREATE TABLE recall_vectors (
+        pk      INTEGER PRIMARY KEY,
+        model   TEXT NOT NULL,
+        ts      REAL NOT NULL,
+        role    TEXT NOT NULL,
+        vec     BLOB NOT NULL
+    );
+    CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
+    CREATE TRIGGER recall_messages_ai AFTER INSERT ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
+    BEGIN
+        INSERT INTO recall_fts (rowid, text) VALUES (new.pk, {_TEXT.format(b="new.body")});
+        INSERT OR IGNORE INTO recall_pending (pk) VALUES (new.pk);
+    END;
+    CREATE TRIGGER recall_messages_ad AFTER DELETE ON messages WHEN {_CONVERSATION.format(ns="old.namespace")}
+    BEGIN
+        DELETE FROM recall_fts WHERE rowid = old.pk;
+        DELETE FROM recall_pending WHERE pk = old.pk;
+        DELETE FROM recall_vectors WHERE pk = old.pk;
+    END;
+    CREATE TRIGGER recall_messages_au AFTER UPDATE OF body ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
+    BEGIN
+        DELETE FROM recall_fts WHERE rowid = old.pk;
+        INSERT INTO recall_fts (rowid, text) VALUES (new.pk, {_TEXT.format(b="new.body")});
+        DELETE FROM recall_vectors WHERE pk = old.pk;
+        INSERT OR IGNORE INTO recall_pending (pk) VALUES (new.pk);
+    END;
+    INSERT INTO recall_fts (rowid, text)
+        SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE {_CONVERSATION.format(ns="namespace")};
+    INSERT INTO recall_pending (pk) SELECT pk FROM messages WHERE {_CONVERSATION.format(ns="namespace")};
+    """,
+]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression: the query's words (stop words out) as quoted terms joined by OR; never raw syntax."""
+    words = [w for w in dict.fromkeys(terms_raw(text)) if w not in STOP_WORDS]
+    if not words:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def terms_raw(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"\w+", text.lower())
+
+
+class _Scope:
+    """Arrays of one session's indexed messages in seq order (cached while the session is unchanged)."""
+
+    __slots__ = ("pks", "roles", "stamp", "times", "vectors")
+
+    def __init__(self, stamp: tuple[int, int], pks: np.ndarray, vectors: np.ndarray, times: np.ndarray,
+                 roles: list[str]) -> None:
+        self.stamp = stamp
+        self.pks = pks
+        self.vectors = vectors
+        self.times = times
+        self.roles = roles
+
+
+class SQLiteEngine:
+    """Recall on SQLite with native full-text search and a vectors table."""
+
+    name = "sqlite"
+
+    def __init__(self, store: Any, embedder: CachedEmbedder, *, exact_max: int = EXACT_MAX) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.exact_max = exact_max
+        store.migrate("recall", MIGRATIONS)
+        self._cache: dict[tuple[str, str], _Scope] = {}
+        self._lock = threading.Lock()
+        self._checked_model = False
+        self._ann: AnnIndex | None = None
+
+    # -- indexing ------------------------------------------------------------------------------------------------
+    def index(self, work: Sequence[Work]) -> None:
+        """Background step: embed pending messages (of any writer) in batches."""
+        while self.catch_up(limit=BATCH) == BATCH:
+            pass
+
+    def catch_up(self, *, limit: int | None = None, pks: Sequence[int] | None = None) -> int:
+        """Embed pending messages (all, the first ``limit``, or those among ``pks``); returns how many."""
+        with self.store.transaction(write=False) as c:
+            if pks is not None:
+                rows: list[tuple[int, str]] = []
+                for part in _chunks(list(pks)):
+                    rows.extend(c.execute(
+                        f"SELECT m.pk, m.body FROM recall_pending p JOIN messages m ON m.pk = p.pk "
+                        f"WHERE p.pk IN ({_marks(len(part))})", part).fetchall())
+            else:
+                sql = "SELECT m.pk, m.body FROM recall_pending p JOIN messages m ON m.pk = p.pk ORDER BY p.pk"
+                rows = c.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
+        if not rows:
+            return 0
+        done = 0
+        for part in _chunks(rows, BATCH):
+            messages = [decode_body(body, session_id=None, seq=None) for _, body in part]
+            vectors = self.embedder.embed([index_text(m) for m in messages])
+            with self.store.transaction() as c:
+                live = {r[0] for r in c.execute(
+                    f"SELECT pk FROM recall_pending WHERE pk IN ({_marks(len(part))})", [pk for pk, _ in part])}
+                c.executemany(
+                    "INSERT OR REPLACE INTO recall_vectors (pk, model, ts, role, vec) VALUES (?, ?, ?, ?, ?)",
+                    [(pk, self.embedder.model_id, to_epoch(m.created_at), m.role, v.astype("<f4").tobytes())
+                     for (pk, _), m, v in zip(part, messages, vectors, strict=True) if pk in live],
+                )
+                c.executemany("DELETE FROM recall_pending WHERE pk = ?", [(pk,) for pk in live])
+            done += len(part)
+        return done
+
+    def forget(self, ns: str, sid: str) -> None:
+        with self._lock:
+            self._cache.pop((ns, sid), None)
+
+    def backlog(self) -> int:
+        with self.store.transaction(write=False) as c:
+            return int(c.execute("SELECT count(*) FROM recall_pending").fetchone()[0])
+
+    def status(self, backlog: int) -> IndexStatus:
+        with self.store.transaction(write=False) as c:
+            indexed = int(c.execute("SELECT count(*) FROM recall_vectors").fetchone()[0])
+            pending = int(c.execute("SELECT count(*) FROM recall_pending").fetchone()[0])
+        return IndexStatus(indexed=indexed, backlog=max(backlog, pending), model_id=self.embedder.model_id)
+
+    def reindex(self, infos: Sequence[SessionInfo], progress: Any) -> int:
+        """Re-embed every conversation message (all namespaces of this file) with the current model."""
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM recall_vectors")
+            c.execute("INSERT OR IGNORE INTO recall_pending (pk) SELECT pk FROM messages WHERE namespace NOT LIKE "
+                      "'%#collections'")
+            total = int(c.execute("SELECT count(*) FROM recall_pending").fetchone()[0])
+        with self._lock:
+            self._cache.clear()
+            self._checked_model = False
+            if self._ann is not None:
+                self._ann.drop()
+                self._ann = None
+        done = 0
+        while True:
+            n = self.catch_up(limit=BATCH * 4)
+            if n == 0:
+                break
+            done += n
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    def close(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # -- search --------------------------------------------------------------------------------------------------
+    def _check_model(self, c: sqlite3.Connection) -> None:
+        if self._checked_model:
+            return
+        row = c.execute("SELECT model FROM recall_vectors WHERE model <> ? LIMIT 1", (self.embedder.model_id,)).fetchone()
+        if row is not None:
+            raise EmbeddingModelMismatch(
+                f"{self.store.path} holds vectors of embedding model {row[0]!r} but this Memory embeds with "
+                f"{self.embedder.model_id!r}; run mem.reindex() (CLI: memvault reindex) to re-embed, or open Memory "
+                "with the original embedder"
+            )
+        self._checked_model = True
+
+    def _session(self, c: sqlite3.Connection, info: SessionInfo) -> _Scope:
+        stamp = (info.last_seq, info.message_count)
+        key = (info.namespace, info.id)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        rows = c.execute(
+            "SELECT v.pk, v.ts, v.role, v.vec FROM messages m JOIN recall_vectors v ON v.pk = m.pk "
+            "WHERE m.namespace = ? AND m.session_id = ? ORDER BY m.seq",
+            (info.namespace, info.id),
+        ).fetchall()
+        dim = self.embedder.dimension
+        vectors = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim) if rows else (
+            np.zeros((0, dim), dtype=np.float32))
+        scope = _Scope(stamp, np.array([r[0] for r in rows], dtype=np.int64), vectors,
+                       np.array([r[1] for r in rows], dtype=np.float64), [r[2] for r in rows])
+        if len(rows) == info.message_count:
+            with self._lock:
+                self._cache[key] = scope
+        return scope
+
+    def _pending_in(self, c: sqlite3.Connection, infos: Sequence[SessionInfo]) -> list[int]:
+        out: list[int] = []
+        for info in infos:
+            out.extend(r[0] for r in c.execute(
+                "SELECT p.pk FROM recall_pending p JOIN messages m ON m.pk = p.pk "
+                "WHERE m.namespace = ? AND m.session_id = ?", (info.namespace, info.id)))
+        return out
+
+    def search(
+        self, infos: Sequence[SessionInfo], query: str, k: int, options: SearchOptions, rfilter: RecallFilter
+    ) -> list[Hit]:
+        total = sum(i.message_count for i in infos)
+        with self.store.transaction(write=False) as c:
+            pending = self._pending_in(c, infos) if total <= self.exact_max else []
+        if pending:  # written by another process, or before recall was first used here
+            self.catch_up(pks=pending)
+        if total > self.exact_max:
+            return self._search_ann(infos, query, k, options, rfilter)
+        with self.store.transaction(write=False) as c:
+            self._check_model(c)
+            scopes = [self._session(c, info) for info in infos]
+        pairs = [(info, s) for info, s in zip(infos, scopes, strict=True) if len(s.pks)]
+        if not pairs:
+            return []
+        pks = np.concatenate([s.pks for _, s in pairs])
+        vectors = pairs[0][1].vectors if len(pairs) == 1 else np.vstack([s.vectors for _, s in pairs])
+        segment = np.repeat(np.arange(len(pairs)), [len(s.pks) for _, s in pairs])
+        dense = vectors @ self.embedder.embed_query(query) if options.mode != "keyword" or options.mmr else None
+        keyword = self._bm25(query, pairs, pks) if options.mode != "dense" else None
+        ages = None
+        if options.recency_half_life:
+            ages = self.store.clock() - np.concatenate([s.times for _, s in pairs])
+        keep = self._mask(rfilter, pairs, pks)
+        if keep is not None:
+            if len(keep) == 0:
+                return []
+            dense = None if dense is None else dense[keep]
+            keyword = None if keyword is None else keyword[keep]
+            ages = None if ages is None else ages[keep]
+            vectors, segment, pks = vectors[keep], segment[keep], pks[keep]
+        if options.mode == "keyword":
+            dense = None
+        ranked = rank(k, options, dense=dense, keyword=keyword, segment=segment, ages=ages, vectors=vectors)
+        return self._hits([(int(pks[r.index]), r.score, r.signals) for r in ranked], options)
+
+    def _bm25(self, query: str, pairs: Sequence[tuple[SessionInfo, _Scope]], pks: np.ndarray) -> np.ndarray:
+        scores = np.zeros(len(pks), dtype=np.float64)
+        match = fts_query(query)
+        if match is None:
+            return scores
+        position = {int(pk): i for i, pk in enumerate(pks.tolist())}
+        with self.store.transaction(write=False) as c:
+            by_ns: dict[str, list[str]] = {}
+            for info, _ in pairs:
+                by_ns.setdefault(info.namespace, []).append(info.id)
+            for ns, sids in by_ns.items():
+                for part in _chunks(sids):
+                    rows = c.execute(
+                        "SELECT f.rowid, -bm25(recall_fts) FROM recall_fts f JOIN messages m ON m.pk = f.rowid "
+                        f"WHERE recall_fts MATCH ? AND m.namespace = ? AND m.session_id IN ({_marks(len(part))})",
+                        (match, ns, *part),
+                    ).fetchall()
+                    for pk, score in rows:
+                        i = position.get(pk)
+                        if i is not None:
+                            scores[i] = score
+        return scores
+
+    def _mask(self, rfilter: RecallFilter, pairs: Sequence[tuple[SessionInfo, _Scope]],
+              pks: np.ndarray) -> np.ndarray | None:
+        if rfilter.empty:
+            return None
+        ok = np.ones(len(pks), dtype=bool)
+        if rfilter.roles is not None:
+            ok &= np.array([r in rfilter.roles for _, s in pairs for r in s.roles], dtype=bool)
+        if rfilter.after is not None or rfilter.before is not None:
+            times = np.concatenate([s.times for _, s in pairs])
+            if rfilter.after is not None:
+                ok &= times >= rfilter.after
+            if rfilter.before is not None:
+                ok &= times < rfilter.before
+        if rfilter.metadata is not None:
+            candidates = pks[ok].tolist()
+            accepted: set[int] = set()
+            with self.store.transaction(write=False) as c:
+                for part in _chunks(candidates):
+                    for pk, body in c.execute(
+                        f"SELECT pk, body FROM messages WHERE pk IN ({_marks(len(part))})", part
+                    ):
+                        message = decode_body(body, session_id=None, seq=None)
+                        if rfilter.metadata(message.metadata):
+                            accepted.add(pk)
+            ok &= np.array([pk in accepted for pk in pks.tolist()], dtype=bool)
+        return np.flatnonzero(ok)
+
+    def _hits(self, ranked: Sequence[tuple[int, float, dict[str, Any]]], options: SearchOptions) -> list[Hit]:
+        if not ranked:
+            return []
+        with self.store.transaction(write=False) as c:
+            rows = {
+                r[0]: r[1:]
+                for r in c.execute(
+                    "SELECT pk, namespace, session_id, seq, body FROM messages "
+                    f"WHERE pk IN ({_marks(len(ranked))})", [pk for pk, _, _ in ranked])
+            }
+        hits: list[Hit] = []
+        for pk, score, signals in ranked:
+            row = rows.get(pk)
+            if row is None:  # deleted meanwhile
+                continue
+            ns, sid, seq, body = row
+            message = decode_body(body, session_id=sid, seq=seq)
+            around: list[Message] = []
+            if options.neighbors:
+                window = self.store.read(ns, sid, start=max(0, seq - options.neighbors),
+                                         stop=seq + options.neighbors + 1)
+                around = [m for m in window if m.id != message.id]
+            hits.append(Hit(message, score, signals, sid, ns, around))
+        return hits
+
+    # -- large scopes: HNSW ----------------------------------------------------------------------------------------
+    def ann(self) -> AnnIndex:
+        if self._ann is None:
+            path = self.store.path.with_name(self.store.path.name + f".recall-{self.embedder.model_id}.usearch")
+            self._ann = AnnIndex(path, self.embedder.model_id, self.embedder.dimension)
+        with self.store.transaction(write=False) as c:
+            self._check_model(c)
+            expected = int(c.execute("SELECT count(*) FROM recall_vectors").fetchone()[0])
+        self._ann.sync(self._rows_after, expected)
+        return self._ann
+
+    def _rows_after(self, min_key: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        dim = self.embedder.dimension
+        last = min_key
+        while True:
+            with self.store.transaction(write=False) as c:
+                rows = c.execute("SELECT pk, vec FROM recall_vectors WHERE pk > ? ORDER BY pk LIMIT 20000",
+                                 (last,)).fetchall()
+            if not rows:
+                return
+            keys = np.array([r[0] for r in rows], dtype=np.int64)
+            yield keys, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+            last = int(keys[-1])
+
+    def _search_ann(
+        self, infos: Sequence[SessionInfo], query: str, k: int, options: SearchOptions, rfilter: RecallFilter
+    ) -> list[Hit]:
+        self.catch_up()
+        index = self.ann()
+        wanted = {(i.namespace, i.id) for i in infos}
+        fetch = max(options.fetch_k, 10 * k, 200)
+        q = self.embedder.embed_query(query)
+        candidates: dict[int, list[float]] = {}
+        if options.mode != "keyword":
+            keys, sims = index.search(q, fetch)
+            for key, sim in zip(keys.tolist(), sims.tolist(), strict=True):
+                candidates[key] = [sim, np.nan]
+        if options.mode != "dense":
+            match = fts_query(query)
+            if match is not None:
+                with self.store.transaction(write=False) as c:
+                    for pk, score in c.execute(
+                        "SELECT rowid, -bm25(recall_fts) FROM recall_fts WHERE recall_fts MATCH ? "
+                        "ORDER BY bm25(recall_fts) LIMIT ?", (match, fetch * 4)):
+                        candidates.setdefault(pk, [np.nan, np.nan])[1] = score
+        if not candidates:
+            return []
+        pks = sorted(candidates)  # ties broken by age, not by the order HNSW happened to return
+        meta: dict[int, tuple[str, str, float, str, bytes | None]] = {}
+        with self.store.transaction(write=False) as c:
+            for part in _chunks(pks):
+                for row in c.execute(
+                    "SELECT m.pk, m.namespace, m.session_id, v.ts, v.role, v.vec FROM messages m "
+                    f"LEFT JOIN recall_vectors v ON v.pk = m.pk WHERE m.pk IN ({_marks(len(part))})", part):
+                    meta[row[0]] = row[1:]
+        chosen = [pk for pk in pks if pk in meta and (meta[pk][0], meta[pk][1]) in wanted]
+        if rfilter.roles is not None:
+            chosen = [pk for pk in chosen if meta[pk][3] in rfilter.roles]
+        if rfilter.after is not None:
+            chosen = [pk for pk in chosen if meta[pk][2] is not None and meta[pk][2] >= rfilter.after]
+        if rfilter.before is not None:
+            chosen = [pk for pk in chosen if meta[pk][2] is not None and meta[pk][2] < rfilter.before]
+        if rfilter.metadata is not None and chosen:
+            with self.store.transaction(write=False) as c:
+                bodies = dict(c.execute(f"SELECT pk, body FROM messages WHERE pk IN ({_marks(len(chosen))})", chosen))
+            chosen = [pk for pk in chosen if rfilter.metadata(decode_body(bodies[pk], session_id=None, seq=None).metadata)]
+        if not chosen:
+            return []
+        dim = self.embedder.dimension
+        vectors = np.stack([np.frombuffer(meta[pk][4], dtype="<f4") if meta[pk][4] else np.zeros(dim, np.float32)
+                            for pk in chosen])
+        dense = vectors @ q
+        keyword = np.array([candidates[pk][1] for pk in chosen], dtype=np.float64)
+        keyword = np.nan_to_num(keyword, nan=0.0)
+        ages = self.store.clock() - np.array([meta[pk][2] or 0.0 for pk in chosen]) if options.recency_half_life else None
+        if options.mode == "keyword":
+            dense = None
+        flat = SearchOptions(**{**options.__dict__, "neighbour_weight": 0.0})
+        ranked = rank(k, flat, dense=dense, keyword=keyword if options.mode != "dense" else None, ages=ages,
+                      vectors=vectors)
+        return self._hits([(chosen[r.index], r.score, r.signals) for r in ranked], options)

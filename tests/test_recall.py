@@ -1,0 +1,278 @@
+"""Unit tests of recall's parts: fusion maths, the where language, embedders, the indexer, the SQLite ANN path."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memvault import Memory
+from memvault.errors import InvalidFilter
+from memvault.recall import fusion
+from memvault.recall.embedders import CachedEmbedder, HashEmbedder, as_embedder
+from memvault.recall.filters import RecallFilter, compile_where
+from memvault.recall.indexer import BackgroundIndexer
+from memvault.recall.rank import rank
+from memvault.recall.types import SearchOptions
+
+NAN = float("nan")
+
+# -- fusion ---------------------------------------------------------------------------------------------------------
+
+
+def test_rrf_on_hand_made_rankings() -> None:
+    dense = np.array([0.9, 0.8, 0.1, NAN])  # ranks 1, 2, 3, unranked
+    keyword = np.array([NAN, 2.0, 5.0, 1.0])  # ranks -, 2, 1, 3
+    parts = fusion.rrf({"dense": dense, "keyword": keyword}, {"dense": 1.0, "keyword": 1.0}, k=60)
+    total = fusion.combine(parts)
+    expected = [1 / 61, 1 / 62 + 1 / 62, 1 / 63 + 1 / 61, 1 / 63]
+    assert total == pytest.approx(expected)
+    assert list(np.argsort(-total)) == [2, 1, 0, 3]  # 1/63 + 1/61 > 2/62
+
+
+def test_zscore_fusion_on_hand_made_scores() -> None:
+    dense = np.array([1.0, 2.0, 3.0])
+    keyword = np.array([10.0, 0.0, 0.0])
+    parts = fusion.zscore({"dense": dense, "keyword": keyword}, {"dense": 0.5, "keyword": 0.5})
+    zd = (dense - 2.0) / np.std(dense)
+    zk = (keyword - keyword.mean()) / np.std(keyword)
+    assert parts["dense"] == pytest.approx(0.5 * zd)
+    assert parts["keyword"] == pytest.approx(0.5 * zk)
+    # a missing signal counts as that signal's minimum
+    missing = fusion.zscore({"k": np.array([3.0, 1.0, NAN])}, {})["k"]
+    assert missing[2] == pytest.approx(missing[1])
+    shares = fusion.shares(parts, 0)
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_neighbour_smoothing_stays_inside_a_session() -> None:
+    scores = np.array([0.0, 10.0, 0.0, 0.0])
+    segment = np.array([0, 0, 1, 1])
+    out = fusion.smooth_neighbours(scores, segment, 0.5)
+    assert out.tolist() == [5.0, 10.0, 0.0, 0.0]
+
+
+def test_recency_and_mmr() -> None:
+    assert fusion.recency(np.array([0.0, 10.0, 20.0]), 10.0) == pytest.approx([1.0, 0.5, 0.25])
+    vectors = np.array([[1.0, 0.0], [0.99, 0.141], [0.0, 1.0]])
+    relevance = np.array([1.0, 0.95, 0.5])
+    assert fusion.mmr(vectors, relevance, [0, 1, 2], 2, 1.0) == [0, 1]
+    assert fusion.mmr(vectors, relevance, [0, 1, 2], 2, 0.3) == [0, 2]
+
+
+def test_rank_signals_and_keyword_mode() -> None:
+    options = SearchOptions(mode="keyword")
+    ranked = rank(5, options, dense=None, keyword=np.array([0.0, 2.0, 1.0]))
+    assert [r.index for r in ranked] == [1, 2]  # no term matched -> not a keyword hit
+    ranked = rank(2, SearchOptions(mode="hybrid"), dense=np.array([0.1, 0.9, 0.5]), keyword=np.array([3.0, 0.0, 1.0]))
+    assert set(ranked[0].signals) == {"dense", "keyword"}
+    assert ranked[0].signals["dense"]["rank"] in (1.0, 2.0, 3.0)
+    with pytest.raises(InvalidFilter):
+        rank(2, SearchOptions(mode="hybrid", fusion="sum"), dense=np.zeros(2), keyword=np.zeros(2))
+
+
+# -- the where language ------------------------------------------------------------------------------------------
+
+DOC = {"name": "O'Brien", "city": "Zürich", "n": 5, "tags": ["a", "b"], "nested": {"x": 1}, "empty": [], "flag": True}
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"name": "O'Brien"}, True),
+        ({"name": 'O"Brien'}, False),
+        ({"city": "Zürich"}, True),
+        ({"city": {"$ne": "Zürich"}}, False),
+        ({"n": {"$gt": 4, "$lte": 5}}, True),
+        ({"n": {"$lt": 5}}, False),
+        ({"n": {"$in": [1, 5]}}, True),
+        ({"n": {"$nin": [1, 5]}}, False),
+        ({"tags": {"$contains": "a"}}, True),
+        ({"name": {"$contains": "Bri"}}, True),
+        ({"tags": {"$any": ["z", "b"]}}, True),
+        ({"tags": {"$all": ["a", "z"]}}, False),
+        ({"name": {"$like": "O'B%"}}, True),
+        ({"name": {"$like": "o'b%"}}, False),
+        ({"name": {"$ilike": "o'b%"}}, True),
+        ({"city": {"$like": "Z_rich"}}, True),
+        ({"missing": {"$exists": False}}, True),
+        ({"empty": {"$empty": True}}, True),
+        ({"tags": {"$empty": True}}, False),
+        ({"nested.x": 1}, True),
+        ({"flag": 1}, False),  # booleans are not numbers
+        ({"$or": [{"n": 1}, {"city": "Zürich"}]}, True),
+        ({"$and": [{"n": 5}, {"city": "Paris"}]}, False),
+        ({"$not": {"n": 5}}, False),
+    ],
+)
+def test_where_language(where: dict, expected: bool) -> None:
+    assert compile_where(where)(DOC) is expected
+
+
+@pytest.mark.parametrize(
+    "where",
+    [{"n": {"$regex": "x"}}, {"$xor": []}, {"n": {"$in": 5}}, {"n": {"$gt": [1]}}, {"n": {"$exists": "yes"}},
+     {"n": {"$eq": 1, "plain": 2}}, "n = 5", {"": 1}],
+)
+def test_where_rejects_unknown_shapes(where: object) -> None:
+    with pytest.raises(InvalidFilter):
+        compile_where(where)  # type: ignore[arg-type]
+
+
+def test_recall_filter_keys() -> None:
+    with pytest.raises(InvalidFilter, match="unknown recall filter"):
+        RecallFilter({"speaker": "x"})
+    with pytest.raises(InvalidFilter):
+        RecallFilter({"role": "robot"})
+    with pytest.raises(InvalidFilter):
+        RecallFilter({"after": "yesterday"})
+    assert RecallFilter(None).empty
+
+
+# -- embedders -------------------------------------------------------------------------------------------------------
+
+
+def test_hash_embedder_is_deterministic_and_normalised() -> None:
+    e = HashEmbedder(64)
+    a, b = e.embed(["hello world", "hello world"])
+    assert np.array_equal(a, b) and math.isclose(float(np.linalg.norm(a)), 1.0, rel_tol=1e-5)
+    assert e.embed_query("hello world") @ a == pytest.approx(1.0)
+
+
+def test_cache_never_embeds_the_same_text_twice() -> None:
+    calls: list[int] = []
+
+    class Counting(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            calls.append(len(texts))
+            return super().embed(texts)
+
+    cached = CachedEmbedder(Counting(32))
+    cached.embed(["a", "b", "a"])
+    cached.embed(["b", "c"])
+    assert calls == [2, 1] and cached.misses == 3
+
+
+class FakeLangChain:
+    model = "fake-lc"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[float(len(t)), 1.0, 0.0] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(len(text)), 1.0, 0.0]
+
+
+class FakeLlamaIndex:
+    model_name = "fake-li"
+
+    def get_text_embedding_batch(self, texts: list[str]) -> list[list[float]]:
+        return [[0.0, float(len(t))] for t in texts]
+
+    def get_query_embedding(self, text: str) -> list[float]:
+        return [1.0, float(len(text))]
+
+
+def test_framework_embedders_are_duck_typed() -> None:
+    lc = as_embedder(FakeLangChain())
+    assert lc.dimension == 3 and "fake-lc" in lc.model_id
+    assert np.linalg.norm(lc.embed(["abc"])[0]) == pytest.approx(1.0)
+    li = as_embedder(FakeLlamaIndex())
+    assert li.dimension == 2 and "fake-li" in li.model_id
+    assert li.embed_query("x").shape == (2,)
+    with pytest.raises(TypeError):
+        as_embedder(object())
+    with pytest.raises(ValueError):
+        as_embedder("gpt-embeddings")
+
+
+def test_memory_with_a_langchain_embedder(tmp_path: Path) -> None:
+    with Memory(f"sqlite:///{tmp_path / 'lc.db'}", embedder=FakeLangChain()) as mem:
+        mem.session("s").add("user", "short")
+        assert mem.recall("short", session="s", k=1, mode="dense")[0].message.text == "short"
+
+
+def test_real_offline_minilm_model(tmp_path: Path) -> None:
+    model = as_embedder("default")
+    vectors = model.embed(["The cat sits on the mat", "A kitten rests on a rug", "Stock markets fell sharply"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx([1, 1, 1], abs=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    with Memory(f"sqlite:///{tmp_path / 'm.db'}") as mem:
+        s = mem.session("pets")
+        s.add("user", "I adopted a kitten called Miso")
+        s.add("user", "The quarterly report is due on Friday")
+        hit = mem.recall("what is the name of my cat?", session="pets", k=1, mode="dense")[0]
+        assert "Miso" in hit.message.text
+        assert mem.index_status().model_id == "all-MiniLM-L6-v2-int8"
+
+
+# -- indexer -----------------------------------------------------------------------------------------------------------
+
+
+def test_background_indexer_reports_backlog_and_catches_up() -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def handle(work):  # type: ignore[no-untyped-def]
+        gate.wait(5)
+        seen.extend(len(m) for _, _, m in work)
+
+    indexer = BackgroundIndexer(handle, batch=10)
+    for _ in range(30):
+        indexer.submit("ns", "s", [object()] * 2)  # type: ignore[list-item]
+    assert indexer.backlog == 60
+    gate.set()
+    assert indexer.flush(10)
+    assert indexer.backlog == 0 and sum(seen) == 60
+    indexer.close()
+
+
+@pytest.mark.parametrize("url", ["memory://burst", "sqlite"])
+def test_memory_indexer_catches_up_after_a_burst(url: str, tmp_path: Path) -> None:
+    target = f"sqlite:///{tmp_path / 'b.db'}" if url == "sqlite" else url
+    with Memory(target, embedder="hash") as mem:
+        mem.recall("warm", session="burst")  # starts the recall service: writes from now on feed the indexer
+        s = mem.session("burst")
+        for i in range(200):
+            s.add("user", f"burst message number {i} about topic{i % 7}")
+        assert mem.recall_service.flush(30)
+        status = mem.index_status()
+        assert status.backlog == 0 and status.indexed >= 200
+        assert mem.recall("topic3", session="burst", k=50, mode="keyword")
+
+
+def test_sqlite_backlog_is_visible_across_processes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with Memory(url, embedder="hash") as reader:
+        reader.index_status()  # creates the recall tables
+        with Memory(url, embedder="hash") as writer:  # recall never used here: nothing is embedded on append
+            writer.session("w").extend([{"role": "user", "content": f"line {i}"} for i in range(25)])
+        assert reader.index_status().backlog == 25
+        assert reader.recall("line 7", session="w", k=1, mode="keyword")[0].message.text == "line 7"
+        assert reader.index_status().backlog == 0
+
+
+def test_sqlite_ann_index_rebuilds_after_deletion(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ann.db'}"
+    with Memory(url, embedder="hash") as mem:
+        engine = mem.recall_service.engine
+        engine.exact_max = 50  # force the HNSW path for this small store
+        s = mem.session("big", user_id="u")
+        s.extend([{"role": "user", "content": f"note {i}: the {w} is here"} for i, w in
+                  enumerate(["lighthouse", "volcano", "glacier", "harbour"] * 30)])
+        mem.session("other", user_id="v").add("user", "the glacier belongs to someone else")
+        first = mem.recall("glacier", user_id="u", k=5)
+        assert first and all(h.session_id == "big" and "glacier" in h.message.text for h in first)
+        ann_files = list(tmp_path.glob("ann.db.recall-*.usearch"))
+        assert len(ann_files) == 1
+        ann_files[0].unlink()
+        engine._ann = None  # as a fresh process would see it
+        again = mem.recall("glacier", user_id="u", k=5)
+        assert [h.message.id for h in again] == [h.message.id for h in first]
+        assert ann_files[0].exists()
+        dense = mem.recall("volcano", user_id="u", k=5, mode="dense")
+        assert all(h.session_id == "big" for h in dense)
