@@ -187,3 +187,13 @@ def test_serialises_without_the_connection(store: MemvaultChatStore) -> None:
     data = store.to_dict()
     assert data["class_name"] == "MemvaultChatStore"
     assert set(data) >= {"url", "namespace", "user_id"}
+
+
+def test_one_memory_per_url_per_process(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = MemvaultChatStore(url), MemvaultChatStore(url=url)
+    assert first.memory is second.memory  # a store per request opens no new database handle
+    with pytest.raises(ValueError, match="either memory= or url="):
+        MemvaultChatStore(url, memory=first.memory)
+    first.close()
+    assert MemvaultChatStore(url).memory is not first.memory  # a closed shared Memory is reopened

@@ -20,6 +20,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.memory.types import BaseMemory
 from llama_index.storage.chat_store.memvault._convert import to_chat_message, to_message
+from llama_index.storage.chat_store.memvault.base import open_memory
 
 from memvault import Memory
 from memvault.memory import Session
@@ -94,7 +95,7 @@ class MemvaultMemory(BaseMemory):
         (summarise past ``token_limit``, keep half verbatim), False for none."""
         self = cls(session_id=session_id, token_limit=token_limit, namespace=namespace, user_id=user_id, model=model,
                    summary_share=summary_share, recall_share=recall_share, recall_k=recall_k)
-        self._memory = memory if memory is not None else Memory(url, **memory_options)
+        self._memory = open_memory(url, memory, memory_options)
         policy = default_policy(token_limit, llm, model) if compression is None else compression or None
         self._session = self._memory.session(session_id, namespace=namespace, user_id=user_id, compress=policy)
         if chat_history is not None:

@@ -13,6 +13,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.storage.chat_store.memvault._convert import to_chat_message
+from llama_index.storage.chat_store.memvault.base import open_memory
 
 from memvault import Memory, Message
 
@@ -77,7 +78,7 @@ class MemvaultRetriever(BaseRetriever):
         **memory_options: Any,
     ) -> None:
         super().__init__(callback_manager=callback_manager, verbose=verbose)
-        self.memory = memory if memory is not None else Memory(url, **memory_options)
+        self.memory = open_memory(url, memory, memory_options)
         self.options: dict[str, Any] = {
             "session": session_id,
             "user_id": user_id,

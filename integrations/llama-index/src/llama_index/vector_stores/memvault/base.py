@@ -23,6 +23,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+from llama_index.storage.chat_store.memvault.base import open_memory
 
 from memvault import Memory
 from memvault.errors import InvalidFilter
@@ -128,7 +129,7 @@ class MemvaultVectorStore(BasePydanticVectorStore):
         **memory_options: Any,
     ) -> None:
         super().__init__(url=url, namespace=namespace, collection_name=collection_name)
-        self._memory = memory if memory is not None else Memory(url, **memory_options)
+        self._memory = open_memory(url, memory, memory_options)
         self._collection = self._memory.collection(collection_name, namespace=namespace, embedder=embed_model)
 
     @classmethod

@@ -7,6 +7,7 @@ by ``run`` / ``arun``), the async twins use memvault's native async path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -15,17 +16,35 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.chat_store.base import BaseChatStore
 from llama_index.storage.chat_store.memvault._convert import arun, call, run, to_chat_message, to_message
 
-from memvault import Memory
+from memvault import Memory, default_url
+from memvault.errors import InvalidURL
 from memvault.memory import Session
 
 Op = Generator[Any, Any, Any]
 
 
+_SHARED: dict[str, Memory] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 def open_memory(url: str | None, memory: Memory | None, options: dict[str, Any]) -> Memory:
-    """The Memory an adapter works on: the one given, or one opened from ``url`` (None = memvault's default)."""
+    """The Memory an adapter works on: the one given; else, without backend options, ONE Memory per URL per process
+    (None = ``MEMVAULT_URL`` or the embedded default), so building a store per request opens no new connection;
+    else a new Memory with those options."""
     if memory is not None:
+        if url is not None:
+            raise InvalidURL("pass either memory= or url=, not both")
+        if not isinstance(memory, Memory):
+            raise InvalidURL(f"memory= must be a memvault.Memory, got {type(memory).__name__}")
         return memory
-    return Memory(url, **options)
+    if options:
+        return Memory(url, **options)
+    key = url or default_url()
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is None or shared._closed:
+            shared = _SHARED[key] = Memory(key)
+        return shared
 
 
 class MemvaultChatStore(BaseChatStore):
@@ -68,6 +87,7 @@ class MemvaultChatStore(BaseChatStore):
         return self._memory.session(key, namespace=self.namespace, user_id=self.user_id)
 
     def close(self) -> None:
+        """Close the underlying Memory (shared per URL unless ``memory=`` or backend options were given)."""
         self._memory.close()
 
     # -- operations, written once --------------------------------------------------------------------------------
