@@ -187,3 +187,21 @@ def test_non_json_artifact_is_refused_and_nothing_is_stored() -> None:
         history.add_messages([HumanMessage("lost?"), bad])
     assert [m.content for m in history.messages] == ["keep me"]
     json.dumps([m.model_dump() for m in history.messages])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(messages, min_size=1, max_size=4))
+def test_history_round_trip_every_backend(lc_memory: Memory, batch: list[BaseMessage]) -> None:
+    history = MemvaultChatMessageHistory(f"s-{uuid.uuid4().hex}", memory=lc_memory)
+    history.add_messages(batch)
+    for original, back in zip(batch, history.messages, strict=True):
+        assert_same(original, back)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(messages, min_size=1, max_size=4))
+async def test_history_round_trip_async(lc_memory: Memory, batch: list[BaseMessage]) -> None:
+    history = MemvaultChatMessageHistory(f"s-{uuid.uuid4().hex}", memory=lc_memory)
+    await history.aadd_messages(batch)
+    for original, back in zip(batch, await history.aget_messages(), strict=True):
+        assert_same(original, back)
