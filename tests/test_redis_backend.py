@@ -332,19 +332,15 @@ def test_sentinel_url_and_sentinel_managed_client(tmp_path, prefix):
 
 
 def test_tls_rediss_url(tmp_path, prefix):
-    openssl = _binary("openssl")
+    import trustme
+
     d = tmp_path / "tls"
     d.mkdir()
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=memvault-test-ca",
-        "-keyout", "ca.key", "-out", "ca.crt")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-        "-extfile", "ext.cnf", "-out", "server.crt")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(d / "ca.crt"))
+    cert.cert_chain_pems[0].write_to_path(str(d / "server.crt"))
+    cert.private_key_pem.write_to_path(str(d / "server.key"))
     tls_port = free_port()
     server = RedisServer(d / "server", args=[
         "--tls-port", str(tls_port), "--tls-cert-file", str(d / "server.crt"), "--tls-key-file", str(d / "server.key"),
