@@ -185,3 +185,14 @@ async def test_the_same_interleaving_makes_upstream_sql_store_over_archive(tmp_p
     theirs = await concurrent_aputs(gated(SQLAlchemyChatStore)(table_name="t", async_database_uri=uri))
     reference = await serial_reference(SQLAlchemyChatStore(table_name="r", async_database_uri=uri))
     assert theirs[0] < reference[0]
+
+
+async def test_limit_offset_skip_messages_added_as_archived(store: MemvaultAsyncChatStore) -> None:
+    await store.add_messages("k", [msg("a"), msg("b")])
+    await store.add_messages("k", [msg("x1"), msg("x2"), msg("x3")], status=ARCHIVED)
+    await store.add_messages("k", [msg("c"), msg("d")])
+    assert texts(await store.get_messages("k", limit=3)) == ["a", "b", "c"]
+    assert texts(await store.get_messages("k", limit=2, offset=2)) == ["c", "d"]
+    assert texts(await store.archive_oldest_messages("k", 3)) == ["a", "b", "c"]
+    assert texts(await store.get_messages("k", status=ARCHIVED)) == ["a", "b", "x1", "x2", "x3", "c"]
+    assert await store.count_messages("k") == 1

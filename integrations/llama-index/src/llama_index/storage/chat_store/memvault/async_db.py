@@ -96,9 +96,10 @@ class MemvaultAsyncChatStore(AsyncDBChatStore):
         want = None if limit is None else offset + limit
         found: list[Message] = []
         while want is None or len(found) < want:
-            page = await session.amessages(start=start, limit=_PAGE if want is None else max(want - len(found), 1))
-            found.extend(m for m in page if not is_archived(m))
-            if not page or (want is None and len(page) < _PAGE) or (want is not None and len(page) < want):
+            asked = _PAGE if want is None else want - len(found)
+            page = await session.amessages(start=start, limit=asked)
+            found.extend(m for m in page if not is_archived(m))  # flagged archived messages are skipped
+            if len(page) < asked:
                 break
             start = page[-1].seq + 1  # type: ignore[operator]
         return found[offset:want]
