@@ -23,7 +23,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from memvault import Memory, Message
-from memvault.backends.postgres import BEGIN, COMMIT, PostgresAsyncStore, PostgresStore, Q
+from memvault.backends.postgres import MIGRATIONS, PostgresAsyncStore, PostgresStore, Q
 from memvault.contract import AppendOptions
 from memvault.errors import (
     BackendUnavailable,
@@ -102,7 +102,7 @@ def test_processes_migrating_a_fresh_schema_at_once(postgres_url: str, schema: s
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = 'ext_a' "
             "ORDER BY ordinal_position", (schema,)
         ).fetchall()
-    assert versions == {"core": 1, "ext": 2}
+    assert versions == {"core": len(MIGRATIONS), "ext": 2}
     assert [c[0] for c in columns] == ["x", "y"]
 
 
@@ -125,7 +125,23 @@ def test_migrate_applies_only_new_steps_and_refuses_a_newer_schema(store: Postgr
         assert conn.execute(f"SELECT k, v, n FROM {store.qualify('notes')}").fetchall() == [("a", "50%", 7)]
     with pytest.raises(SchemaVersionError):
         store.migrate("notes", steps)
-    assert store.stats()["schema_versions"] == {"core": 1, "notes": 2}
+    assert store.stats()["schema_versions"] == {"core": len(MIGRATIONS), "notes": 2}
+
+
+def test_opening_an_older_schema_upgrades_it(postgres_url: str, schema: str) -> None:
+    first = PostgresStore.from_url(postgres_url, schema=schema, min_size=0)
+    first.append("ns", "s", records("kept"), OPTS)
+    with first.transaction() as conn:  # make it look like a v1 schema (before the write function existed)
+        conn.execute(f"DROP FUNCTION {first.qualify('write_messages')}")
+        conn.execute(f"UPDATE {first.qualify('schema_versions')} SET version = 1 WHERE component = 'core'")
+    first.close()
+    second = PostgresStore.from_url(postgres_url, schema=schema, min_size=0)
+    try:
+        assert second.stats()["schema_versions"]["core"] == len(MIGRATIONS)
+        assert second.append("ns", "s", records("new"), OPTS) == [2]
+        assert [m.text for m in second.read("ns", "s")] == ["kept", "new"]
+    finally:
+        second.close()
 
 
 def test_transaction_rolls_back_on_error(store: PostgresStore) -> None:
@@ -183,22 +199,26 @@ def counting(plan_fn: Any, seen: list[Any]) -> Any:
     return wrapped
 
 
-def test_append_is_one_statement_and_locked_paths_are_one_transaction(store: PostgresStore) -> None:
+def test_every_write_is_one_statement(store: PostgresStore) -> None:
     clock = FakeClock()
     store.clock = clock
-    seen: list[Any] = []
-    seqs = store.run_plan(counting(store._p_append, seen), "ns", "s", records("a", "b"), OPTS)
+
+    def statements(plan_fn: Any, *args: Any) -> tuple[Any, list[Any]]:
+        seen: list[Any] = []
+        return store.run_plan(counting(plan_fn, seen), *args), seen
+
+    seqs, seen = statements(store._p_append, "ns", "s", records("a", "b"), OPTS)
     assert seqs == [1, 2] and len(seen) == 1 and isinstance(seen[0], Q)
-    seen.clear()
-    store.run_plan(counting(store._p_append, seen), "ns", "s", records("c"), AppendOptions(max_messages=2))
-    assert seen[0] is BEGIN and seen[-1] is COMMIT
+    _, seen = statements(store._p_append, "ns", "s", records("c"), AppendOptions(max_messages=2))  # cap
+    assert len(seen) == 1
     assert [m.text for m in store.read("ns", "s")] == ["b", "c"]
-    # an expired session found by the one-statement path is replaced under the row lock
+    _, seen = statements(store._p_replace, "ns", "s", records("d"), OPTS)
+    assert len(seen) == 1
+    assert [(m.seq, m.text) for m in store.read("ns", "s")] == [(4, "d")]
     store.append("ns", "e", records("old"), AppendOptions(ttl=5))
     clock.advance(6)
-    seen.clear()
-    assert store.run_plan(counting(store._p_append, seen), "ns", "e", records("new"), AppendOptions(ttl=5)) == [1]
-    assert seen[0] is not BEGIN and BEGIN in seen
+    seqs, seen = statements(store._p_append, "ns", "e", records("new"), AppendOptions(ttl=5))  # expired: fresh
+    assert seqs == [1] and len(seen) == 1
     assert [m.text for m in store.read("ns", "e")] == ["new"]
 
 

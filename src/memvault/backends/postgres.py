@@ -5,10 +5,11 @@ parameters) and receives the statement's rows, or yields :data:`BEGIN` / :data:`
 share a transaction. :meth:`PostgresStore.run_plan` executes a plan on a pooled ``psycopg.Connection``;
 ``store.aio.run_plan`` executes the very same plan on an ``AsyncConnection`` from an ``AsyncConnectionPool``.
 
-Hot paths are single statements (one round trip, no explicit transaction): an append is one CTE that upserts the
-session row (which serializes concurrent writers on that row and hands out seqs), skips message ids already stored
-and inserts the rest. Only rarer cases take a locked transaction: a cap (``max_messages``), ``replace``, a write to
-an expired session, deleting a session, purging.
+Hot paths are single statements (one round trip, no explicit transaction). Every write (append, replace, ensure)
+is one call of the PL/pgSQL function ``write_messages`` (migration v2): it locks the session row (creating it, or
+starting it afresh when expired), so concurrent writers of a session queue there and the known-id check and seqs see
+every committed write; it skips ids already stored, inserts the rest, trims to the cap and updates the counters.
+Deleting a session and purging take a short locked transaction.
 
 Message bodies are stored as TEXT holding the canonical encoding byte for byte (JSONB would reorder keys, and it
 refuses ``\\u0000``, which is valid JSON and does occur in tool output). What queries need is extracted at write
@@ -112,10 +113,6 @@ _RETRY = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
 )
-
-
-def _rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> Any:
-    return cur.description is not None
 
 
 def _drive_sync(conn: psycopg.Connection[Any], plan: Plan[R]) -> R:
@@ -247,80 +244,92 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, session_id, kind, key)
     );
     """,
+    # v2: every write (append, replace, ensure) is one call of this function: one round trip. It locks the session
+    # row first (creating it, or replacing it when expired), so the known-id check and the seqs see every committed
+    # write; then inserts, trims to the cap, and updates the counters. Change it only through a new migration.
+    """
+    CREATE OR REPLACE FUNCTION {s}.write_messages(
+        p_ns text, p_sid text, p_ids text[], p_bodies text[], p_roles text[], p_created float8[], p_metas text[],
+        p_texts text[], p_now float8, p_expires float8, p_user text, p_meta jsonb, p_cap bigint, p_replace boolean
+    ) RETURNS TABLE (id text, namespace text, user_id text, created_at float8, updated_at float8, message_count bigint,
+                     size_bytes bigint, metadata jsonb, expires_at float8, last_seq bigint, seqs bigint[])
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        s {s}.sessions%ROWTYPE;
+        v_seqs bigint[] := '{}';
+        v_seq bigint;
+        v_known bigint;
+        v_added bigint := 0;
+        v_bytes bigint := 0;
+        v_gone bigint;
+        v_gone_bytes bigint;
+    BEGIN
+        SELECT * INTO s FROM {s}.sessions x WHERE x.namespace = p_ns AND x.id = p_sid FOR UPDATE;
+        IF FOUND AND s.expires_at IS NOT NULL AND s.expires_at <= p_now THEN
+            DELETE FROM {s}.messages m WHERE m.namespace = p_ns AND m.session_id = p_sid;
+            DELETE FROM {s}.records r WHERE r.namespace = p_ns AND r.session_id = p_sid;
+            DELETE FROM {s}.sessions x WHERE x.namespace = p_ns AND x.id = p_sid;
+            s := NULL;
+        END IF;
+        IF s.id IS NULL THEN
+            INSERT INTO {s}.sessions AS x (namespace, id, user_id, created_at, updated_at, expires_at, metadata)
+            VALUES (p_ns, p_sid, p_user, p_now, p_now, p_expires, p_meta)
+            ON CONFLICT ON CONSTRAINT sessions_pkey DO NOTHING;
+            SELECT * INTO s FROM {s}.sessions x WHERE x.namespace = p_ns AND x.id = p_sid FOR UPDATE;
+        ELSIF p_replace THEN
+            DELETE FROM {s}.messages m WHERE m.namespace = p_ns AND m.session_id = p_sid;
+            s.message_count := 0;
+            s.size_bytes := 0;
+        END IF;
+        v_seq := s.last_seq;
+        FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+            SELECT m.seq INTO v_known FROM {s}.messages m
+            WHERE m.namespace = p_ns AND m.session_id = p_sid AND m.id = p_ids[i];
+            IF FOUND THEN
+                v_seqs := v_seqs || v_known;
+                CONTINUE;
+            END IF;
+            v_seq := v_seq + 1;
+            INSERT INTO {s}.messages (namespace, session_id, seq, id, body, user_id, role, created_at, metadata, search)
+            VALUES (p_ns, p_sid, v_seq, p_ids[i], p_bodies[i], s.user_id, p_roles[i], p_created[i], p_metas[i]::jsonb,
+                    to_tsvector({cfg}, p_texts[i]));
+            v_added := v_added + 1;
+            v_bytes := v_bytes + octet_length(p_bodies[i]);
+            v_seqs := v_seqs || v_seq;
+        END LOOP;
+        s.message_count := s.message_count + v_added;
+        s.size_bytes := s.size_bytes + v_bytes;
+        IF p_cap IS NOT NULL AND s.message_count > p_cap THEN
+            WITH doomed AS (
+                DELETE FROM {s}.messages m WHERE m.namespace = p_ns AND m.session_id = p_sid AND m.seq IN (
+                    SELECT d.seq FROM {s}.messages d WHERE d.namespace = p_ns AND d.session_id = p_sid
+                    ORDER BY d.seq LIMIT s.message_count - p_cap)
+                RETURNING octet_length(m.body) AS b
+            ) SELECT count(*), COALESCE(sum(b), 0) INTO v_gone, v_gone_bytes FROM doomed;
+            s.message_count := s.message_count - v_gone;
+            s.size_bytes := s.size_bytes - v_gone_bytes;
+        END IF;
+        UPDATE {s}.sessions x SET last_seq = v_seq, message_count = s.message_count, size_bytes = s.size_bytes,
+            updated_at = greatest(x.updated_at, p_now), expires_at = p_expires
+        WHERE x.namespace = p_ns AND x.id = p_sid
+        RETURNING x.* INTO s;
+        RETURN QUERY SELECT s.id, s.namespace, s.user_id, s.created_at, s.updated_at, s.message_count, s.size_bytes,
+            s.metadata, s.expires_at, s.last_seq, v_seqs;
+    END
+    $fn$;
+    """,
 ]
 
 _COLS = "id, namespace, user_id, created_at, updated_at, message_count, size_bytes, metadata, expires_at, last_seq"
-_S_COLS = ", ".join(f"s.{c.strip()}" for c in _COLS.split(","))
 _LIVE = "(expires_at IS NULL OR expires_at > %(now)s)"
 
-# One statement: dedupe the batch, skip ids already stored, upsert the session row (its row lock serializes writers
-# of the session and its new last_seq gives the seqs), insert the fresh messages, return the session and the seqs
-# in input order. No row comes back when the session exists but has expired: the caller then takes the locked path.
-_APPEND = """
-WITH input AS (
-    SELECT t.*, row_number() OVER (PARTITION BY t.id ORDER BY t.ord) AS dup
-    FROM unnest(%(ids)s::text[], %(bodies)s::text[], %(roles)s::text[], %(created)s::float8[], %(metas)s::text[],
-                %(texts)s::text[]) WITH ORDINALITY AS t(id, body, role, created_at, metadata, txt, ord)
-), known AS (
-    SELECT m.id, m.seq FROM {s}.messages m
-    WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND m.id = ANY(%(ids)s::text[])
-), fresh AS (
-    SELECT i.*, row_number() OVER (ORDER BY i.ord) AS rank FROM input i
-    WHERE i.dup = 1 AND NOT EXISTS (SELECT 1 FROM known k WHERE k.id = i.id)
-), added AS (
-    SELECT count(*) AS n, COALESCE(sum(octet_length(body)), 0) AS bytes FROM fresh
-), sess AS (
-    INSERT INTO {s}.sessions AS s
-        (namespace, id, user_id, created_at, updated_at, expires_at, metadata, last_seq, message_count, size_bytes)
-    SELECT %(ns)s, %(sid)s, %(user)s, %(now)s, %(now)s, %(expires)s, %(meta)s::jsonb, a.n, a.n, a.bytes FROM added a
-    ON CONFLICT (namespace, id) DO UPDATE SET
-        last_seq = s.last_seq + excluded.last_seq,
-        message_count = s.message_count + excluded.message_count,
-        size_bytes = s.size_bytes + excluded.size_bytes,
-        updated_at = greatest(s.updated_at, excluded.updated_at),
-        expires_at = excluded.expires_at
-    WHERE s.expires_at IS NULL OR s.expires_at > %(now)s
-    RETURNING {S_COLS}, s.last_seq - (SELECT n FROM added) AS base
-), ins AS (
-    INSERT INTO {s}.messages (namespace, session_id, seq, id, body, user_id, role, created_at, metadata, search)
-    SELECT %(ns)s, %(sid)s, x.base + f.rank, f.id, f.body, x.user_id, f.role, f.created_at, f.metadata::jsonb,
-           to_tsvector({cfg}, f.txt)
-    FROM fresh f CROSS JOIN sess x
-    RETURNING id, seq
+_WRITE = (
+    "SELECT * FROM {s}.write_messages(%(ns)s, %(sid)s, %(ids)s::text[], %(bodies)s::text[], %(roles)s::text[], "
+    "%(created)s::float8[], %(metas)s::text[], %(texts)s::text[], %(now)s::float8, %(expires)s::float8, "
+    "%(user)s::text, %(meta)s::jsonb, %(cap)s::bigint, %(replace)s::boolean)"
 )
-SELECT {X_COLS},
-       ARRAY(SELECT COALESCE(n.seq, k.seq) FROM input i LEFT JOIN ins n ON n.id = i.id
-             LEFT JOIN known k ON k.id = i.id ORDER BY i.ord) AS seqs
-FROM sess x
-"""
 
 _LOCK = "SELECT expires_at FROM {s}.sessions WHERE namespace = %s AND id = %s FOR UPDATE"
-
-_WIPE = """
-WITH m AS (DELETE FROM {s}.messages WHERE namespace = %(ns)s AND session_id = %(sid)s),
-     r AS (DELETE FROM {s}.records WHERE namespace = %(ns)s AND session_id = %(sid)s)
-DELETE FROM {s}.sessions WHERE namespace = %(ns)s AND id = %(sid)s
-"""
-
-_EMPTY = """
-WITH m AS (DELETE FROM {s}.messages WHERE namespace = %(ns)s AND session_id = %(sid)s)
-UPDATE {s}.sessions SET message_count = 0, size_bytes = 0 WHERE namespace = %(ns)s AND id = %(sid)s
-"""
-
-_TRIM = """
-WITH doomed AS (
-    SELECT seq FROM {s}.messages WHERE namespace = %(ns)s AND session_id = %(sid)s ORDER BY seq
-    LIMIT greatest((SELECT message_count FROM {s}.sessions WHERE namespace = %(ns)s AND id = %(sid)s) - %(cap)s, 0)
-), del AS (
-    DELETE FROM {s}.messages m USING doomed d
-    WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND m.seq = d.seq
-    RETURNING octet_length(m.body) AS b
-)
-UPDATE {s}.sessions SET message_count = message_count - (SELECT count(*) FROM del),
-                        size_bytes = size_bytes - (SELECT COALESCE(sum(b), 0) FROM del)
-WHERE namespace = %(ns)s AND id = %(sid)s
-RETURNING {COLS}
-"""
 
 _GET = f"SELECT {_COLS} FROM {{s}}.sessions WHERE namespace = %(ns)s AND id = %(sid)s AND {_LIVE}"
 
@@ -395,8 +404,6 @@ def _render(template: str, schema: pgsql.Composable, cfg: pgsql.Composable, conn
     text = (
         template.replace("{LIVE_SESSION}", _SESSION_LIVE)
         .replace("{LIVE}", _LIVE)
-        .replace("{S_COLS}", _S_COLS)
-        .replace("{X_COLS}", ", ".join(f"x.{c.strip()}" for c in _COLS.split(",")))
         .replace("{COLS}", _COLS)
     )
     return text.replace("{s}", schema.as_string(conn)).replace("{cfg}", cfg.as_string(conn) + "::regconfig")
@@ -886,25 +893,9 @@ class PostgresStore(Store):
         self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions, replace: bool = False
     ) -> Plan[tuple[SessionInfo, list[int]]]:
         params = self._append_params(ns, sid, records, options)
-        append = self._sql(_APPEND)
-        if not replace and options.max_messages is None:
-            rows = yield Q(append, params)
-            if rows:
-                return self._info(rows[0]), list(rows[0][10])
-            # the session exists but has expired: replace it under the row lock
-        yield BEGIN
-        locked = yield Q(self._sql(_LOCK), (ns, sid))
-        if locked and locked[0][0] is not None and locked[0][0] <= params["now"]:
-            yield Q(self._sql(_WIPE), params)
-        elif locked and replace:
-            yield Q(self._sql(_EMPTY), params)
-        rows = yield Q(append, params)
-        row = rows[0]
-        if options.max_messages is not None:
-            trimmed = yield Q(self._sql(_TRIM), {**params, "cap": options.max_messages})
-            row = (*trimmed[0], row[10])
-        yield COMMIT
-        return self._info(row), list(row[10])
+        params["cap"], params["replace"] = options.max_messages, replace
+        rows = yield Q(self._sql(_WRITE), params)
+        return self._info(rows[0]), list(rows[0][10])
 
     def _p_append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> Plan[list[int]]:
         _, seqs = yield from self._p_write(ns, sid, records, options)
@@ -1259,11 +1250,10 @@ class PostgresStore(Store):
         if self._closed:
             return
         self._closed = True
-        for pool in self._owned:
+        for pool in self._owned:  # only pools this store created; the async one is closed by aio.close()
             with contextlib.suppress(Exception):
-                if isinstance(pool, ConnectionPool):
-                    pool.close(timeout=1.0)
-        self._owned = [p for p in self._owned if not isinstance(p, ConnectionPool)]
+                pool.close(timeout=1.0)
+        self._owned.clear()
 
     async def _aclose(self) -> None:
         apool, owned = self._apool, self._apool_owned
