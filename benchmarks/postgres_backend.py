@@ -287,15 +287,46 @@ def _copy(conn: psycopg.Connection[Any], sql: str, lines: list[str]) -> None:
         copy.write("".join(lines).encode())
 
 
-def load_scale(url: str, schema: str, sessions: int, messages: int, budget: float, users: int) -> dict[str, Any]:
-    """COPY ``sessions`` x (messages / sessions) rows in chunks until done or ``budget`` seconds have passed."""
+def load_chunk(url: str, schema: str, first: int, count: int, per: int, users: int) -> int:
+    """COPY sessions ``first .. first+count-1`` with ``per`` messages each (runs in a worker process)."""
+    base = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()
+    rng = random.Random(first)
+    srows, mrows = [], []
+    for k in range(first, first + count):
+        sid = f"s{k:08d}"
+        user = f"u{rng.randrange(users):06d}"
+        created = base + k * 0.5
+        size = 0
+        for seq in range(1, per + 1):
+            at = created + seq
+            iso = datetime.fromtimestamp(at, timezone.utc).isoformat()
+            role = "user" if seq % 2 else "assistant"
+            mid = secrets.token_hex(16)
+            body = (f'{{"v":1,"id":"{mid}","role":"{role}","content":"turn {seq} of {sid}: {TEXT}",'
+                    f'"created_at":"{iso}"}}')
+            size += len(body)
+            mrows.append(f"bench\t{sid}\t{seq}\t{mid}\t{body}\t{user}\t{role}\t{at}\t\\N\t\\N\n")
+        updated = created + per + rng.random() * 86400 * 30
+        srows.append(f"bench\t{sid}\t{user}\t{created}\t{updated}\t\\N\t{per}\t{size}\t{per}\t{{}}\n")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        _copy(conn, f'COPY "{schema}".sessions (namespace, id, user_id, created_at, updated_at, expires_at, '
+                    "message_count, size_bytes, last_seq, metadata) FROM STDIN", srows)
+        _copy(conn, f'COPY "{schema}".messages (namespace, session_id, seq, id, body, user_id, role, created_at, '
+                    "metadata, search) FROM STDIN", mrows)
+    return count
+
+
+def load_scale(
+    url: str, schema: str, sessions: int, messages: int, budget: float, users: int, workers: int
+) -> dict[str, Any]:
+    """COPY sessions x (messages / sessions) rows in chunks (``workers`` processes) until done or ``budget`` s."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     PostgresStore.from_url(url, schema=schema, min_size=0).close()  # the real schema, by the real migrations
     per = max(1, messages // sessions)
     t_start = time.perf_counter()
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp()
-    rng = random.Random(7)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET synchronous_commit = off")
         indexes = conn.execute(
             # constraint indexes (primary keys, unique message ids) stay: sessions load in id order, so their
             # inserts land at the right edge of the btree anyway
@@ -305,35 +336,24 @@ def load_scale(url: str, schema: str, sessions: int, messages: int, budget: floa
         ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{schema}"."{name}"')
-        done_sessions = 0
-        chunk = 20_000
-        while done_sessions < sessions and time.perf_counter() - t_start < budget:
-            n = min(chunk, sessions - done_sessions)
-            srows, mrows = [], []
-            for k in range(done_sessions, done_sessions + n):
-                sid = f"s{k:08d}"
-                user = f"u{rng.randrange(users):06d}"
-                created = base + k * 0.5
-                size = 0
-                for seq in range(1, per + 1):
-                    at = created + seq
-                    iso = datetime.fromtimestamp(at, timezone.utc).isoformat()
-                    role = "user" if seq % 2 else "assistant"
-                    body = (f'{{"v":1,"id":"{secrets.token_hex(16)}","role":"{role}","content":"turn {seq} of '
-                            f'{sid}: {TEXT}","created_at":"{iso}"}}')
-                    size += len(body)
-                    mid = body[13:45]
-                    mrows.append(f"bench\t{sid}\t{seq}\t{mid}\t{body}\t{user}\t{role}\t{at}\t\\N\t\\N\n")
-                updated = created + per + rng.random() * 86400 * 30
-                srows.append(f"bench\t{sid}\t{user}\t{created}\t{updated}\t\\N\t{per}\t{size}\t{per}\t{{}}\n")
-            _copy(conn, f'COPY "{schema}".sessions (namespace, id, user_id, created_at, updated_at, expires_at, '
-                        "message_count, size_bytes, last_seq, metadata) FROM STDIN", srows)
-            _copy(conn, f'COPY "{schema}".messages (namespace, session_id, seq, id, body, user_id, role, created_at, '
-                        "metadata, search) FROM STDIN", mrows)
-            done_sessions += n
+    chunk = 10_000
+    done_sessions = next_first = 0
+    with ProcessPoolExecutor(workers) as pool:
+        running: set[Any] = set()
+        while True:
+            while (len(running) < 2 * workers and next_first < sessions
+                   and time.perf_counter() - t_start < budget):
+                count = min(chunk, sessions - next_first)
+                running.add(pool.submit(load_chunk, url, schema, next_first, count, per, users))
+                next_first += count
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            done_sessions += sum(f.result() for f in finished)
             print(f"  scale: {done_sessions:,} sessions loaded ({time.perf_counter() - t_start:.0f}s)",
                   file=sys.stderr, flush=True)
-        load_s = time.perf_counter() - t_start
+    load_s = time.perf_counter() - t_start
+    with psycopg.connect(url, autocommit=True) as conn:
         t_idx = time.perf_counter()
         conn.execute("SET maintenance_work_mem = '1GB'")
         for _, definition in indexes:
@@ -354,6 +374,7 @@ def load_scale(url: str, schema: str, sessions: int, messages: int, budget: floa
         "target_messages": sessions * per,
         "reached_target": done_sessions == sessions,
         "users": users,
+        "load_workers": workers,
         "load_seconds": round(load_s, 1),
         "index_build_seconds": round(index_s, 1),
         "vacuum_analyze_seconds": round(vacuum_s, 1),
@@ -419,6 +440,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--scale-budget", type=float, default=600.0, help="seconds of loading before stopping")
     parser.add_argument("--scale-reps", type=int, default=200)
+    parser.add_argument("--load-workers", type=int, default=2)
     parser.add_argument("--skip-turns", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
@@ -446,7 +468,12 @@ def main() -> None:
             report["turns"] = part_turns(url, sizes, args.turns, args.peer_turns)
         if not args.skip_scale:
             schema = f"mv_scale_{uuid.uuid4().hex[:6]}"
-            loaded = load_scale(url, schema, args.sessions, args.messages, args.scale_budget, args.users)
+            if server is not None:  # our own throwaway server: fewer checkpoints during the bulk load
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("ALTER SYSTEM SET max_wal_size = '8GB'")
+                    conn.execute("SELECT pg_reload_conf()")
+            loaded = load_scale(url, schema, args.sessions, args.messages, args.scale_budget, args.users,
+                                args.load_workers)
             report["scale"] = {"data": loaded, "queries": measure_scale(url, schema, loaded, args.scale_reps,
                                                                           args.users)}
             if args.url:
