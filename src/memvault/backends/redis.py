@@ -1165,7 +1165,11 @@ class RedisStore(Store):
                     conn.sync_client.close()
             conn.sync_client = None
         if conn.async_client is not None and conn.owns_async:
-            conn.async_client = None  # its connections belong to an event loop; aclose() releases them
+            client, loop = conn.async_client, self._aio_loop
+            conn.async_client = None
+            # its connections belong to an event loop: release them there if it still runs (aclose() does it inline)
+            if loop is not None and loop.is_running() and not loop.is_closed():
+                loop.call_soon_threadsafe(lambda: loop.create_task(client.aclose()))
 
 
 def _op_name(name: str) -> str:
@@ -1228,6 +1232,7 @@ class RedisAsyncStore:
         conn = store._conn
         client = conn.async_client
         if client is not None and conn.owns_async:
+            conn.async_client = None
             with contextlib.suppress(RedisError, OSError, RuntimeError):
                 await client.aclose()
         store.close()
