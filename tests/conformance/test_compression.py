@@ -49,7 +49,9 @@ def test_context_on_every_backend_is_within_budget_and_ends_with_the_newest(mem)
         window = [m for m in ctx.messages if m.role != "system"]
         if window:
             assert window[-1].text.startswith("turn 79:")
-            assert all(m.seq > summary.end_seq for m in window)
+            assert [m.seq for m in window] == list(range(window[0].seq, window[-1].seq + 1))
+            if window[0].seq <= summary.end_seq:  # the window reaches into summarized turns only after all newer ones
+                assert ctx.parts["window"].detail["overlaps_summary"] == summary.end_seq - window[0].seq + 1
     assert ctx.parts["summary"].messages == 1 and ctx.messages[0].text.count("Carol") >= 1
 
 

@@ -89,7 +89,22 @@ def _text_cost(text: str, counter: TokenCounter) -> int:
     return MESSAGE_OVERHEAD + counter.count(text)
 
 
+_rendered: dict[tuple[str, str, str, str, int], tuple[Message | None, int]] = {}
+
+
 def _summary_message(summary: Summary, cap: int, counter: TokenCounter, sid: str) -> tuple[Message | None, int]:
+    """The summary as a system message costing at most ``cap`` (truncated if needed); cached per summary and cap."""
+    key = (sid, summary.key, summary.created_at.isoformat(), counter.name, cap)
+    found = _rendered.get(key)
+    if found is None:
+        if len(_rendered) > 4096:
+            _rendered.clear()
+        found = _rendered[key] = _render_summary(summary, cap, counter, sid)
+    message, cost = found
+    return (None, 0) if message is None else (replace(message, metadata=dict(message.metadata)), cost)
+
+
+def _render_summary(summary: Summary, cap: int, counter: TokenCounter, sid: str) -> tuple[Message | None, int]:
     header = SUMMARY_HEADER.format(start=summary.start_seq, end=summary.end_seq)
     room = cap - MESSAGE_OVERHEAD - counter.count(header)
     if room < MIN_USEFUL:
@@ -115,8 +130,8 @@ def _summary_message(summary: Summary, cap: int, counter: TokenCounter, sid: str
 def gather(
     ns: str, sid: str, window_budget: int, counter: TokenCounter, summary: Summary | None = None
 ) -> Op[Gathered]:
-    """The newest messages after ``summary`` that fit ``window_budget`` (read backwards a page at a time)."""
-    after = summary.end_seq if summary else 0
+    """The newest messages that fit ``window_budget`` (read backwards a page at a time). The window may reach back
+    into what ``summary`` covers: budget the summary leaves free is better spent on verbatim turns than unused."""
     window: list[Message] = []  # newest first while reading
     used = 0
     stop: int | None = None
@@ -124,7 +139,7 @@ def gather(
     full = False
     newest: Message | None = None
     while not full:
-        page = yield Call("read", (ns, sid), {"start": after + 1, "stop": stop, "last": PAGE})
+        page = yield Call("read", (ns, sid), {"stop": stop, "last": PAGE})
         seen += len(page)
         if newest is None and page:
             newest = page[-1]
@@ -276,9 +291,11 @@ class Assembly:
                 part = parts["summary"]
                 part.tokens, part.messages = summary_tokens, 1
                 part.detail.update(truncated=TRUNCATED in bigger.text, dropped=False)
+        covered = gathered.summary.end_seq if gathered.summary is not None and summary_msg is not None else 0
         parts["window"] = ContextPart(
             "window", window_tokens, len(window),
             {"first_seq": window[0].seq if window else None, "last_seq": window[-1].seq if window else None,
+             "overlaps_summary": sum(1 for m in window if (m.seq or 0) <= covered),
              "truncated": any(m.metadata.get("memvault", {}).get("truncated") for m in window)
              if window else False},
         )

@@ -153,9 +153,10 @@ def sentence_score(sentence: str) -> float:
 class ExtractiveSummarizer:
     """The offline default: keeps the sentences that carry names, numbers, dates, decisions and preferences.
 
-    Each kept sentence becomes one line ``[date] speaker: sentence``. Folding merges the previous summary's lines with
-    the new ones; when the summary would exceed ``max_tokens`` the lowest-scoring lines go first (older before newer
-    on ties), and the survivors keep their chronological order.
+    Output is grouped by day: a ``[YYYY-MM-DD]`` line, then one ``speaker: sentence`` line per kept sentence (the
+    date is written once per day, not per line, to save tokens). Folding merges the previous summary's lines with
+    the new ones; when the result would exceed ``max_tokens`` the lowest-scoring lines go first (older before newer
+    on ties) and the survivors keep their chronological order.
     """
 
     max_tokens: int = 600
@@ -165,8 +166,8 @@ class ExtractiveSummarizer:
 
     def summarize(self, previous: str | None, messages: Sequence[Message]) -> str:
         counter = self.counter or get_counter(None)
-        lines: list[str] = [line for line in (previous or "").splitlines() if line.strip()]
-        seen = {self._norm(line) for line in lines}
+        items = self.parse(previous or "")
+        seen = {self._norm(line) for _, line in items}
         for message in messages:
             if message.role in ("system", "tool"):
                 continue
@@ -176,31 +177,66 @@ class ExtractiveSummarizer:
                 sentence = " ".join(sentence.split())
                 if sentence_score(sentence) < self.min_score:
                     continue
-                line = f"[{day}] {speaker}: {sentence}"
+                line = f"{speaker}: {sentence}"
                 norm = self._norm(line)
                 if norm not in seen:
                     seen.add(norm)
-                    lines.append(line)
-        return self._fit(lines, counter)
+                    items.append((day, line))
+        return self._fit(items, counter)
+
+    @staticmethod
+    def parse(text: str) -> list[tuple[str, str]]:
+        """``(day, "speaker: sentence")`` items of a summary this class wrote (other lines keep the last day)."""
+        items: list[tuple[str, str]] = []
+        day = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith("[") and line.endswith("]") and len(line) <= 40:
+                day = line[1:-1]
+                continue
+            items.append((day, line))
+        return items
+
+    @staticmethod
+    def render(items: Sequence[tuple[str, str]]) -> str:
+        out: list[str] = []
+        day = None
+        for item_day, line in items:
+            if item_day != day:
+                day = item_day
+                if day:
+                    out.append(f"[{day}]")
+            out.append(line)
+        return "\n".join(out)
 
     @staticmethod
     def _norm(line: str) -> str:
         body = line.split(": ", 1)[-1]
         return re.sub(r"\W+", " ", body).strip().lower()
 
-    def _fit(self, lines: list[str], counter: TokenCounter) -> str:
-        costs = [counter.count(line) + 1 for line in lines]
-        total = sum(costs)
-        if total <= self.max_tokens:
-            return "\n".join(lines)
-        order = sorted(range(len(lines)), key=lambda i: (sentence_score(lines[i].split(": ", 1)[-1]), i))
+    def _fit(self, items: list[tuple[str, str]], counter: TokenCounter) -> str:
+        text = self.render(items)
+        if counter.count(text) <= self.max_tokens:
+            return text
+        costs = [counter.count(line) + 1 for _, line in items]
+        days = {day for day, _ in items}
+        total = sum(costs) + 6 * len(days)  # about 6 tokens per date line
+        order = sorted(range(len(items)), key=lambda i: (sentence_score(items[i][1].split(": ", 1)[-1]), i))
         dropped: set[int] = set()
         for i in order:
             if total <= self.max_tokens:
                 break
             dropped.add(i)
             total -= costs[i]
-        return "\n".join(line for i, line in enumerate(lines) if i not in dropped)
+        kept = [item for i, item in enumerate(items) if i not in dropped]
+        text = self.render(kept)
+        while kept and counter.count(text) > self.max_tokens:  # date lines were estimated: trim the weakest
+            weakest = min(range(len(kept)), key=lambda i: (sentence_score(kept[i][1].split(": ", 1)[-1]), i))
+            kept.pop(weakest)
+            text = self.render(kept)
+        return text
 
 
 # -- adapting what the user passes --------------------------------------------------------------------------------
