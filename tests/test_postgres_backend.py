@@ -518,7 +518,7 @@ def test_password_never_in_errors_logs_or_reprs(postgres_url: str, schema: str, 
 
 
 def test_outage_raises_backend_unavailable_then_recovers(schema: str) -> None:
-    server = start_embedded(Path(tempfile.mkdtemp(prefix="mvpg-out-")) / "data")
+    server = start_embedded(Path(tempfile.mkdtemp(prefix="mvpg-outage-")) / "data")
     try:
         store = PostgresStore.from_url(server.url, schema=schema, connect_timeout=2, pool_timeout=2)
         store.append("ns", "s", records("before"), OPTS)

@@ -8,6 +8,7 @@ pgvector). A server that cannot be started or reached fails the tests; it never 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,10 @@ class EmbeddedPostgres:
         self.url = self.server.get_uri()
 
     def close(self) -> None:
+        """Stop the server and delete its data directory."""
         self.server.cleanup()
+        shutil.rmtree(self.pgdata.parent if self.pgdata.parent.name.startswith("mvpg") else self.pgdata,
+                      ignore_errors=True)
 
 
 def start_embedded(pgdata: Path) -> EmbeddedPostgres:
