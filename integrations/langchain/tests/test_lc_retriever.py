@@ -101,7 +101,7 @@ async def test_filters_and_async(lc_memory: Memory) -> None:
     assert docs and {d.metadata["role"] for d in docs} == {"assistant"}
     future = datetime(2999, 1, 1, tzinfo=timezone.utc)
     assert await retriever.ainvoke("cat", filters={"after": future}) == []
-    keyword = await retriever.ainvoke("Lisbon", mode="keyword", filters=None, k=1)
+    keyword = await retriever.ainvoke("sister Lisbon", mode="keyword", filters=None, k=1)
     assert keyword[0].page_content.startswith("My sister lives in Lisbon")
 
 

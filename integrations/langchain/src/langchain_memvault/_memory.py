@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 from memvault import Memory, default_url
@@ -20,6 +21,15 @@ def shared_memory(url: str | None = None) -> Memory:
         if mem is None or mem._closed:
             mem = _SHARED[key] = Memory(key)
         return mem
+
+
+@atexit.register
+def _close_shared() -> None:
+    with _LOCK:
+        memories = list(_SHARED.values())
+        _SHARED.clear()
+    for mem in memories:
+        mem.close()
 
 
 def resolve_memory(memory: Memory | None, url: str | None) -> Memory:
