@@ -97,3 +97,10 @@ def test_write_hooks_see_every_write():
     s.clear()
     mem.delete_session("h")
     assert events == [("append", "h"), ("delete_messages", "h"), ("clear", "h"), ("delete_session", "h")]
+
+
+def test_mask_url_with_a_raw_at_sign_in_the_password():
+    masked = mask_url("redis://:p@ss@host:6379/0")
+    assert masked == "redis://:***@host:6379/0"
+    assert "ss" not in masked.split("@")[0]
+    assert mask_url("redis://h:1/0?x=a@b") == "redis://h:1/0?x=a@b"

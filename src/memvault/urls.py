@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +42,17 @@ def default_url() -> str:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with the password (if any) replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """``url`` with the password (if any) replaced by ``***`` (a raw ``@`` inside the password included)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    at = netloc.rfind("@")
+    if at < 0 or ":" not in netloc[:at]:
+        return url
+    user = netloc[:at].split(":", 1)[0]
+    return f"{scheme}://{user}:***@{netloc[at + 1 :]}{tail}"
 
 
 def scheme_of(url: str) -> str:
