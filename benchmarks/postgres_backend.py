@@ -67,12 +67,6 @@ def summary(appends: list[float], turns: list[float]) -> dict[str, Any]:
     return out
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1000
-
-
 def start_embedded() -> tuple[Any, str]:
     if not os.environ.get("XDG_RUNTIME_DIR"):
         os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="memvault-xdg-")
@@ -87,182 +81,254 @@ def text_of(i: int) -> str:
 
 
 # -- part 1: turns --------------------------------------------------------------------------------------------------
+# Every peer exposes probe(i) (one timed append, then untimed cleanup) and turn(i) (one timed turn, then untimed
+# cleanup). Peers are interleaved round-robin, turn by turn, so that all of them run under the same machine load.
 
 
-def bench_raw(url: str, size: int, turns: int) -> dict[str, Any]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS raw_bench (sid text, seq bigint, body text, PRIMARY KEY (sid, seq))")
-        sid = f"raw-{size}"
-        conn.execute("DELETE FROM raw_bench WHERE sid = %s", (sid,))
-        with conn.cursor() as cur, cur.copy("COPY raw_bench (sid, seq, body) FROM STDIN") as copy:
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+class Raw:
+    """The floor: tail SELECT + one multi-row INSERT on a bare (session, seq, body) table."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute("CREATE TABLE IF NOT EXISTS raw_bench (sid text, seq bigint, body text, "
+                          "PRIMARY KEY (sid, seq))")
+        self.sid, self.size = f"raw-{size}-{uuid.uuid4().hex[:6]}", size
+        with self.conn.cursor() as cur, cur.copy("COPY raw_bench (sid, seq, body) FROM STDIN") as copy:
             for i in range(size):
-                copy.write_row((sid, i + 1, json.dumps({"role": "user", "content": text_of(i)})))
-        seq = size
-        appends, per_turn = [], []
-        for i in range(turns):
-            seq += 1
-            probe = (sid, seq, json.dumps({"content": f"probe {i}"}))
-            appends.append(timed(lambda probe=probe: conn.execute("INSERT INTO raw_bench VALUES (%s, %s, %s)", probe)))
-            conn.execute("DELETE FROM raw_bench WHERE sid = %s AND seq = %s", (sid, seq))
+                copy.write_row((self.sid, i + 1, json.dumps({"role": "user", "content": text_of(i)})))
 
-            def turn(i: int = i, seq: int = seq) -> None:
-                conn.execute("SELECT seq, body FROM raw_bench WHERE sid = %s ORDER BY seq DESC LIMIT %s",
-                             (sid, WINDOW)).fetchall()
-                conn.execute("INSERT INTO raw_bench VALUES (%s, %s, %s), (%s, %s, %s)",
-                             (sid, seq + 1, f"q{i}", sid, seq + 2, f"a{i}"))
+    def probe(self, i: int) -> float:
+        t0 = time.perf_counter()
+        self.conn.execute("INSERT INTO raw_bench VALUES (%s, %s, %s)", (self.sid, self.size + 1, f"probe {i}"))
+        took = ms_since(t0)
+        self.conn.execute("DELETE FROM raw_bench WHERE sid = %s AND seq > %s", (self.sid, self.size))
+        return took
 
-            per_turn.append(timed(turn))
-            conn.execute("DELETE FROM raw_bench WHERE sid = %s AND seq > %s", (sid, size))
-        return summary(appends, per_turn)
+    def turn(self, i: int) -> float:
+        t0 = time.perf_counter()
+        rows = self.conn.execute("SELECT seq, body FROM raw_bench WHERE sid = %s ORDER BY seq DESC LIMIT %s",
+                                 (self.sid, WINDOW)).fetchall()
+        self.conn.execute("INSERT INTO raw_bench VALUES (%s, %s, %s), (%s, %s, %s)",
+                          (self.sid, self.size + 1, f"q{i}", self.sid, self.size + 2, f"a{i}"))
+        took = ms_since(t0)
+        assert len(rows) == min(WINDOW, self.size)
+        self.conn.execute("DELETE FROM raw_bench WHERE sid = %s AND seq > %s", (self.sid, self.size))
+        return took
 
-
-def fill(session: Any, size: int) -> None:
-    for start in range(0, size, 1000):
-        session.extend(Message("user" if i % 2 == 0 else "assistant", text_of(i))
-                       for i in range(start, min(size, start + 1000)))
+    def close(self) -> None:
+        self.conn.close()
 
 
-def bench_memvault(url: str, schema: str, size: int, turns: int, **options: Any) -> dict[str, Any]:
-    with Memory(url, schema=schema, **options) as mem:
-        s = mem.session(f"bench-{size}")
-        s.clear()
-        fill(s, size)
-        appends, per_turn = [], []
-        for i in range(turns):
-            t0 = time.perf_counter()
-            m = s.add("user", f"append probe {i}")
-            appends.append((time.perf_counter() - t0) * 1000)
-            s.delete_messages([m.id])
-            t0 = time.perf_counter()
-            window = s.messages(last=WINDOW)
-            added = s.extend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
-            per_turn.append((time.perf_counter() - t0) * 1000)
-            assert len(window) == min(WINDOW, size)
-            s.delete_messages([a.id for a in added])
-        assert s.count() == size
-        return summary(appends, per_turn)
+class Memvault:
+    def __init__(self, url: str, size: int, schema: str, **options: Any) -> None:
+        self.mem = Memory(url, schema=schema, **options)
+        self.s = self.mem.session(f"bench-{size}-{uuid.uuid4().hex[:6]}")
+        self.size = size
+        for start in range(0, size, 1000):
+            self.s.extend(Message("user" if i % 2 == 0 else "assistant", text_of(i))
+                          for i in range(start, min(size, start + 1000)))
+
+    def probe(self, i: int) -> float:
+        t0 = time.perf_counter()
+        m = self.s.add("user", f"append probe {i}")
+        took = ms_since(t0)
+        self.s.delete_messages([m.id])
+        return took
+
+    def turn(self, i: int) -> float:
+        t0 = time.perf_counter()
+        window = self.s.messages(last=WINDOW)
+        added = self.s.extend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
+        took = ms_since(t0)
+        assert len(window) == min(WINDOW, self.size)
+        self.s.delete_messages([a.id for a in added])
+        return took
+
+    def close(self) -> None:
+        assert self.s.count() == self.size
+        self.mem.close()
 
 
-def bench_memvault_async(url: str, schema: str, size: int, turns: int) -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
-        async with Memory(url, schema=schema) as mem:
-            s = mem.session(f"abench-{size}")
-            await s.aclear()
-            for start in range(0, size, 1000):
-                await s.aextend(Message("user", text_of(i)) for i in range(start, min(size, start + 1000)))
-            appends, per_turn = [], []
-            for i in range(turns):
-                t0 = time.perf_counter()
-                m = await s.aadd("user", f"append probe {i}")
-                appends.append((time.perf_counter() - t0) * 1000)
-                await s.adelete_messages([m.id])
-                t0 = time.perf_counter()
-                window = await s.amessages(last=WINDOW)
-                added = await s.aextend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
-                per_turn.append((time.perf_counter() - t0) * 1000)
-                assert len(window) == min(WINDOW, size)
-                await s.adelete_messages([a.id for a in added])
-            return summary(appends, per_turn)
+class MemvaultAsync:
+    """The native async face, timed inside the coroutine (no event-loop start-up in the figure)."""
 
-    return asyncio.run(main())
+    def __init__(self, url: str, size: int, schema: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.mem = Memory(url, schema=schema)
+        self.s = self.mem.session(f"abench-{size}-{uuid.uuid4().hex[:6]}")
+        self.size = size
+        for start in range(0, size, 1000):
+            self.loop.run_until_complete(self.s.aextend(Message("user", text_of(i))
+                                                        for i in range(start, min(size, start + 1000))))
+
+    async def _probe(self, i: int) -> float:
+        t0 = time.perf_counter()
+        m = await self.s.aadd("user", f"append probe {i}")
+        took = ms_since(t0)
+        await self.s.adelete_messages([m.id])
+        return took
+
+    async def _turn(self, i: int) -> float:
+        t0 = time.perf_counter()
+        window = await self.s.amessages(last=WINDOW)
+        added = await self.s.aextend([Message("user", f"question {i}"), Message("assistant", f"answer {i}")])
+        took = ms_since(t0)
+        assert len(window) == min(WINDOW, self.size)
+        await self.s.adelete_messages([a.id for a in added])
+        return took
+
+    def probe(self, i: int) -> float:
+        return self.loop.run_until_complete(self._probe(i))
+
+    def turn(self, i: int) -> float:
+        return self.loop.run_until_complete(self._turn(i))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.mem.aclose())
+        self.loop.close()
 
 
-def bench_langchain(url: str, size: int, turns: int) -> dict[str, Any]:
-    from langchain_core.messages import AIMessage, HumanMessage
-    from langchain_postgres import PostgresChatMessageHistory
+class LangChain:
+    """langchain-postgres ``PostgresChatMessageHistory``: ``.messages`` loads the whole session."""
 
     table = "lc_bench"
-    with psycopg.connect(url) as conn:
-        PostgresChatMessageHistory.create_tables(conn, table)
-        history = PostgresChatMessageHistory(table, str(uuid.uuid4()), sync_connection=conn)
+
+    def __init__(self, url: str, size: int) -> None:
+        from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_postgres import PostgresChatMessageHistory
+
+        self.human, self.ai = HumanMessage, AIMessage
+        self.conn = psycopg.connect(url)
+        PostgresChatMessageHistory.create_tables(self.conn, self.table)
+        self.sid = str(uuid.uuid4())
+        self.history = PostgresChatMessageHistory(self.table, self.sid, sync_connection=self.conn)
+        self.size = size
         for start in range(0, size, 1000):
-            history.add_messages([HumanMessage(text_of(i)) if i % 2 == 0 else AIMessage(text_of(i))
-                                  for i in range(start, min(size, start + 1000))])
+            self.history.add_messages([HumanMessage(text_of(i)) if i % 2 == 0 else AIMessage(text_of(i))
+                                       for i in range(start, min(size, start + 1000))])
 
-        def drop_newest(n: int) -> None:
-            conn.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE session_id = %s "
-                         "ORDER BY id DESC LIMIT %s)", (history._session_id, n))
-            conn.commit()
+    def _drop_newest(self, n: int) -> None:
+        self.conn.execute(f"DELETE FROM {self.table} WHERE id IN (SELECT id FROM {self.table} WHERE session_id = %s "
+                          "ORDER BY id DESC LIMIT %s)", (self.sid, n))
+        self.conn.commit()
 
-        appends, per_turn = [], []
-        for i in range(turns):
-            appends.append(timed(lambda i=i: history.add_messages([HumanMessage(f"append probe {i}")])))
-            drop_newest(1)
+    def probe(self, i: int) -> float:
+        t0 = time.perf_counter()
+        self.history.add_messages([self.human(f"append probe {i}")])
+        took = ms_since(t0)
+        self._drop_newest(1)
+        return took
 
-            def turn(i: int = i) -> None:
-                window = history.messages[-WINDOW:]  # the API has no tail read: it loads the whole session
-                history.add_messages([HumanMessage(f"question {i}"), AIMessage(f"answer {i}")])
-                assert len(window) == min(WINDOW, size)
+    def turn(self, i: int) -> float:
+        t0 = time.perf_counter()
+        window = self.history.messages[-WINDOW:]  # no tail read in the API: it loads the whole session
+        self.history.add_messages([self.human(f"question {i}"), self.ai(f"answer {i}")])
+        took = ms_since(t0)
+        assert len(window) == min(WINDOW, self.size)
+        self._drop_newest(2)
+        return took
 
-            per_turn.append(timed(turn))
-            drop_newest(2)
-        assert len(history.messages) == size
-        return summary(appends, per_turn)
+    def close(self) -> None:
+        assert len(self.history.messages) == self.size
+        self.conn.close()
 
 
-def bench_llamaindex(url: str, size: int, turns: int) -> dict[str, Any]:
-    from llama_index.core.llms import ChatMessage
-    from llama_index.storage.chat_store.postgres import PostgresChatStore
+class LlamaIndex:
+    """``PostgresChatStore``: one row per session holding an array; every add_message rewrites it."""
 
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    query = f"?host={info['host']}" if str(info.get("host", "")).startswith("/") else ""
-    netloc = "" if query else f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
-    auth = info.get("user", "postgres") + (f":{info['password']}" if info.get("password") else "")
-    base = f"{auth}@{netloc}/{info.get('dbname', 'postgres')}{query}"
-    store = PostgresChatStore.from_params(
-        connection_string=f"postgresql+psycopg://{base}",
-        async_connection_string=f"postgresql+asyncpg://{base}",
-        table_name="li_bench",
-    )
-    key = f"li-{size}-{uuid.uuid4().hex[:6]}"
-    store.set_messages(key, [ChatMessage(role="user" if i % 2 == 0 else "assistant", content=text_of(i))
-                             for i in range(size)])
-    appends, per_turn = [], []
-    for i in range(turns):
-        probe = ChatMessage(role="user", content=f"append probe {i}")
-        appends.append(timed(lambda probe=probe: store.add_message(key, probe)))
-        store.delete_last_message(key)
+    def __init__(self, url: str, size: int) -> None:
+        from llama_index.core.llms import ChatMessage
+        from llama_index.storage.chat_store.postgres import PostgresChatStore
 
-        def turn(i: int = i) -> None:
-            window = store.get_messages(key)[-WINDOW:]  # no tail read in the API
-            store.add_message(key, ChatMessage(role="user", content=f"question {i}"))
-            store.add_message(key, ChatMessage(role="assistant", content=f"answer {i}"))
-            assert len(window) == min(WINDOW, size)
+        self.msg = ChatMessage
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        query = f"?host={info['host']}" if str(info.get("host", "")).startswith("/") else ""
+        netloc = "" if query else f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
+        auth = str(info.get("user", "postgres")) + (f":{info['password']}" if info.get("password") else "")
+        base = f"{auth}@{netloc}/{info.get('dbname', 'postgres')}{query}"
+        self.store = PostgresChatStore.from_params(
+            connection_string=f"postgresql+psycopg://{base}",
+            async_connection_string=f"postgresql+asyncpg://{base}",
+            table_name="li_bench",
+        )
+        self.key = f"li-{size}-{uuid.uuid4().hex[:6]}"
+        self.size = size
+        self.store.set_messages(self.key, [ChatMessage(role="user" if i % 2 == 0 else "assistant",
+                                                       content=text_of(i)) for i in range(size)])
 
-        per_turn.append(timed(turn))
-        store.delete_last_message(key)
-        store.delete_last_message(key)
-    assert len(store.get_messages(key)) == size
-    return summary(appends, per_turn)
+    def probe(self, i: int) -> float:
+        t0 = time.perf_counter()
+        self.store.add_message(self.key, self.msg(role="user", content=f"append probe {i}"))
+        took = ms_since(t0)
+        self.store.delete_last_message(self.key)
+        return took
+
+    def turn(self, i: int) -> float:
+        t0 = time.perf_counter()
+        window = self.store.get_messages(self.key)[-WINDOW:]  # no tail read in the API
+        self.store.add_message(self.key, self.msg(role="user", content=f"question {i}"))
+        self.store.add_message(self.key, self.msg(role="assistant", content=f"answer {i}"))
+        took = ms_since(t0)
+        assert len(window) == min(WINDOW, self.size)
+        self.store.delete_last_message(self.key)
+        self.store.delete_last_message(self.key)
+        return took
+
+    def close(self) -> None:
+        assert len(self.store.get_messages(self.key)) == self.size
 
 
 def part_turns(url: str, sizes: list[int], turns: int, peer_turns: int) -> dict[str, Any]:
     schema = f"mv_bench_{uuid.uuid4().hex[:6]}"
-    runners: dict[str, Callable[[int], dict[str, Any]]] = {
-        "raw-psycopg": lambda n: bench_raw(url, n, turns),
-        "memvault-postgres": lambda n: bench_memvault(url, schema, n, turns),
-        "memvault-postgres-async": lambda n: bench_memvault_async(url, schema, n, turns),
-        "memvault-postgres-sync-commit-off": lambda n: bench_memvault(
-            url, schema, n, turns, synchronous_commit="off"),
-        "langchain-postgres": lambda n: bench_langchain(url, n, peer_turns),
-        "llamaindex-postgres": lambda n: bench_llamaindex(url, n, peer_turns),
+    makers: dict[str, tuple[Callable[[int], Any], int]] = {
+        "raw-psycopg": (lambda n: Raw(url, n), turns),
+        "memvault-postgres": (lambda n: Memvault(url, n, schema), turns),
+        "memvault-postgres-async": (lambda n: MemvaultAsync(url, n, schema), turns),
+        "memvault-postgres-sync-commit-off": (lambda n: Memvault(url, n, schema, synchronous_commit="off"), turns),
+        "langchain-postgres": (lambda n: LangChain(url, n), peer_turns),
+        "llamaindex-postgres": (lambda n: LlamaIndex(url, n), peer_turns),
     }
-    results: dict[str, Any] = {name: {} for name in runners}
+    results: dict[str, Any] = {name: {} for name in makers}
     errors: dict[str, str] = {}
     for size in sizes:
-        for name, run in runners.items():
+        peers: dict[str, Any] = {}
+        for name, (make, _) in makers.items():
             if name in errors:
                 continue
             try:
-                results[name][str(size)] = run(size)
+                peers[name] = make(size)
             except ImportError as exc:
                 errors[name] = f"not installed ({exc.name}); pip install 'memvault[bench]'"
-            print(f"  turns {name} @ {size}: {results[name].get(str(size))}", file=sys.stderr, flush=True)
+        samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in peers}
+        warmup = 5
+        for i in range(-warmup, turns):
+            for name, peer in peers.items():
+                every = max(1, turns // makers[name][1])  # slow peers: spread their turns over the whole run
+                if i >= 0 and i % every:
+                    continue
+                appended, turned = peer.probe(i), peer.turn(i)
+                if i >= 0:
+                    samples[name][0].append(appended)
+                    samples[name][1].append(turned)
+        for name, peer in peers.items():
+            peer.close()
+            results[name][str(size)] = summary(*samples[name])
+            print(f"  turns {name} @ {size}: {results[name][str(size)]}", file=sys.stderr, flush=True)
     for name, error in errors.items():
         results[name] = {"error": error}
     ratios: dict[str, Any] = {}
     mv = results["memvault-postgres"]
-    for name in runners:
+    for name in makers:
         rows = results[name]
         if "error" in rows or not rows:
             continue
@@ -273,9 +339,10 @@ def part_turns(url: str, sizes: list[int], turns: int, peer_turns: int) -> dict[
                 str(n): round(rows[str(n)]["turn_p50_ms"] / mv[str(n)]["turn_p50_ms"], 2) for n in sizes
             }
     raw = results["raw-psycopg"]
-    ratios["memvault_append_p50_over_raw"] = {
-        str(n): round(mv[str(n)]["append_p50_ms"] / raw[str(n)]["append_p50_ms"], 2) for n in sizes
-    }
+    for what in ("append", "turn"):
+        ratios[f"memvault_{what}_p50_over_raw"] = {
+            str(n): round(mv[str(n)][f"{what}_p50_ms"] / raw[str(n)][f"{what}_p50_ms"], 2) for n in sizes
+        }
     return {"results": results, "ratios": ratios}
 
 
@@ -408,14 +475,17 @@ def measure_scale(url: str, schema: str, loaded: dict[str, Any], reps: int, user
             user = f"u{rng.randrange(users):06d}"
             by_user.append(timed(lambda user=user: mem.sessions(user_id=user, limit=50)))
         out["list_by_user_first_page"] = summary([], by_user)
-        tails = []
-        for _ in range(reps):
-            sid = f"s{rng.randrange(n_sessions):08d}"
-            t0 = time.perf_counter()
-            window = mem.session(sid).messages(last=WINDOW)
-            tails.append((time.perf_counter() - t0) * 1000)
-            assert window, sid
+        tails, floor = [], []
+        with psycopg.connect(url, autocommit=True) as raw:
+            for _ in range(reps):
+                sid = f"s{rng.randrange(n_sessions):08d}"
+                t0 = time.perf_counter()
+                window = mem.session(sid).messages(last=WINDOW)
+                tails.append((time.perf_counter() - t0) * 1000)
+                assert window, sid
+                floor.append(timed(lambda: raw.execute("SELECT 1").fetchall()))  # same moment, same load
         out["tail_20_random_session"] = summary([], tails)
+        out["floor_select_1_roundtrip"] = summary([], floor)
         hot = mem.session(f"s{n_sessions // 2:08d}")
         out["tail_20_same_session"] = summary([], [timed(lambda: hot.messages(last=WINDOW)) for _ in range(reps)])
         appends = []
