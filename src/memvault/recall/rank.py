@@ -30,6 +30,16 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def _fuse(signals: dict[str, np.ndarray], weights: dict[str, float], method: str) -> dict[str, np.ndarray]:
+    if method == "rrf":
+        return fusion.rrf(signals, weights)
+    if method == "zscore":
+        if len(signals) > 1:
+            return fusion.zscore(signals, weights)
+        return {name: np.nan_to_num(arr, nan=-np.inf) for name, arr in signals.items()}
+    raise InvalidFilter(f"fusion must be one of {FUSIONS}, got {method!r}")
+
+
 def rank(
     k: int,
     options: SearchOptions,
@@ -55,15 +65,14 @@ def rank(
     if n == 0:
         return []
     weights = {"dense": options.dense_weight, "keyword": 1.0 - options.dense_weight} if mode == "hybrid" else {}
-    if options.fusion == "rrf":
-        contributions = fusion.rrf(signals, weights)
-    elif options.fusion == "zscore":
-        contributions = fusion.zscore(signals, weights) if len(signals) > 1 else {
-            name: np.nan_to_num(arr, nan=-np.inf) for name, arr in signals.items()
-        }
-    else:
-        raise InvalidFilter(f"fusion must be one of {FUSIONS}, got {options.fusion!r}")
+    contributions = _fuse(signals, weights, options.fusion)
     fused = fusion.combine(contributions)
+    if options.feedback and vectors is not None and "dense" in signals and n > 3:
+        # pseudo-relevance feedback (Rocchio): move the query towards the centroid of the first-pass top 3
+        top = np.argsort(-np.nan_to_num(fused, nan=-np.inf), kind="stable")[:3]
+        signals["dense"] = signals["dense"] + options.feedback * (vectors @ vectors[top].mean(axis=0))
+        contributions = _fuse(signals, weights, options.fusion)
+        fused = fusion.combine(contributions)
     eligible = np.ones(n, dtype=bool)
     if mode == "keyword":
         eligible = ~np.isnan(signals["keyword"])

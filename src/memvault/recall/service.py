@@ -225,7 +225,7 @@ class RecallService:
             raise InvalidFilter(f"neighbors must be a non-negative int, got {neighbors!r}")
         check_mode(mode)
         rfilter = RecallFilter(filters)
-        unknown = set(tuning) - {"fusion", "dense_weight", "neighbour_weight", "fetch_k"}
+        unknown = set(tuning) - {"fusion", "dense_weight", "neighbour_weight", "fetch_k", "feedback"}
         if unknown:
             raise InvalidFilter(f"unknown recall option(s) {sorted(unknown)}")
         options = SearchOptions(
@@ -233,6 +233,7 @@ class RecallService:
             fusion=tuning.get("fusion", DEFAULTS.fusion),
             dense_weight=tuning.get("dense_weight", DEFAULTS.dense_weight),
             neighbour_weight=tuning.get("neighbour_weight", DEFAULTS.neighbour_weight),
+            feedback=tuning.get("feedback", DEFAULTS.feedback),
             recency_half_life=half_life_seconds(recency_half_life),
             mmr=mmr,
             fetch_k=tuning.get("fetch_k", max(50, 4 * k)),

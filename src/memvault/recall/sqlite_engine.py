@@ -28,6 +28,7 @@ from memvault.recall.ann import AnnIndex
 from memvault.recall.embedders import CachedEmbedder
 from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import Work
+from memvault.recall.keyword import KeywordSegment, bm25_scores
 from memvault.recall.rank import rank
 from memvault.recall.text import STOP_WORDS, index_text
 from memvault.recall.types import Hit, IndexStatus, SearchOptions
@@ -117,15 +118,16 @@ def terms_raw(text: str) -> list[str]:
 class _Scope:
     """Arrays of one session's indexed messages in seq order (cached while the session is unchanged)."""
 
-    __slots__ = ("pks", "roles", "stamp", "times", "vectors")
+    __slots__ = ("keyword", "pks", "roles", "stamp", "times", "vectors")
 
     def __init__(self, stamp: tuple[int, int], pks: np.ndarray, vectors: np.ndarray, times: np.ndarray,
-                 roles: list[str]) -> None:
+                 roles: list[str], keyword: KeywordSegment) -> None:
         self.stamp = stamp
         self.pks = pks
         self.vectors = vectors
         self.times = times
         self.roles = roles
+        self.keyword = keyword
 
 
 class SQLiteEngine:
@@ -142,6 +144,7 @@ class SQLiteEngine:
         self._lock = threading.Lock()
         self._checked_model = False
         self._ann: AnnIndex | None = None
+        self._stack: tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     # -- indexing ------------------------------------------------------------------------------------------------
     def index(self, work: Sequence[Work]) -> None:
@@ -202,6 +205,7 @@ class SQLiteEngine:
             total = int(c.execute("SELECT count(*) FROM recall_pending").fetchone()[0])
         with self._lock:
             self._cache.clear()
+            self._stack = None
             self._checked_model = False
             if self._ann is not None:
                 self._ann.drop()
@@ -241,15 +245,17 @@ class SQLiteEngine:
         if cached is not None and cached.stamp == stamp:
             return cached
         rows = c.execute(
-            "SELECT v.pk, v.ts, v.role, v.vec FROM messages m JOIN recall_vectors v ON v.pk = m.pk "
+            "SELECT v.pk, v.ts, v.role, v.vec, m.body FROM messages m JOIN recall_vectors v ON v.pk = m.pk "
             "WHERE m.namespace = ? AND m.session_id = ? ORDER BY m.seq",
             (info.namespace, info.id),
         ).fetchall()
+        keyword = KeywordSegment()
+        keyword.add([index_text(decode_body(r[4], session_id=None, seq=None)) for r in rows])
         dim = self.embedder.dimension
         vectors = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim) if rows else (
             np.zeros((0, dim), dtype=np.float32))
         scope = _Scope(stamp, np.array([r[0] for r in rows], dtype=np.int64), vectors,
-                       np.array([r[1] for r in rows], dtype=np.float64), [r[2] for r in rows])
+                       np.array([r[1] for r in rows], dtype=np.float64), [r[2] for r in rows], keyword)
         if len(rows) == info.message_count:
             with self._lock:
                 self._cache[key] = scope
@@ -279,11 +285,11 @@ class SQLiteEngine:
         pairs = [(info, s) for info, s in zip(infos, scopes, strict=True) if len(s.pks)]
         if not pairs:
             return []
-        pks = np.concatenate([s.pks for _, s in pairs])
-        vectors = pairs[0][1].vectors if len(pairs) == 1 else np.vstack([s.vectors for _, s in pairs])
-        segment = np.repeat(np.arange(len(pairs)), [len(s.pks) for _, s in pairs])
+        pks, vectors, segment = self._stacked(pairs)
         dense = vectors @ self.embedder.embed_query(query) if options.mode != "keyword" or options.mmr else None
-        keyword = self._bm25(query, pairs, pks) if options.mode != "dense" else None
+        # small scopes: the same in-process BM25 as every other backend (measured better and faster on LoCoMo than
+        # bm25() through a join; docs/recall.md); FTS5 serves the large scopes (_search_ann)
+        keyword = bm25_scores([s.keyword for _, s in pairs], query) if options.mode != "dense" else None
         ages = None
         if options.recency_half_life:
             ages = self.store.clock() - np.concatenate([s.times for _, s in pairs])
@@ -300,28 +306,24 @@ class SQLiteEngine:
         ranked = rank(k, options, dense=dense, keyword=keyword, segment=segment, ages=ages, vectors=vectors)
         return self._hits([(int(pks[r.index]), r.score, r.signals) for r in ranked], options)
 
-    def _bm25(self, query: str, pairs: Sequence[tuple[SessionInfo, _Scope]], pks: np.ndarray) -> np.ndarray:
-        scores = np.zeros(len(pks), dtype=np.float64)
-        match = fts_query(query)
-        if match is None:
-            return scores
-        position = {int(pk): i for i, pk in enumerate(pks.tolist())}
-        with self.store.transaction(write=False) as c:
-            by_ns: dict[str, list[str]] = {}
-            for info, _ in pairs:
-                by_ns.setdefault(info.namespace, []).append(info.id)
-            for ns, sids in by_ns.items():
-                for part in _chunks(sids):
-                    rows = c.execute(
-                        "SELECT f.rowid, -bm25(recall_fts) FROM recall_fts f JOIN messages m ON m.pk = f.rowid "
-                        f"WHERE recall_fts MATCH ? AND m.namespace = ? AND m.session_id IN ({_marks(len(part))})",
-                        (match, ns, *part),
-                    ).fetchall()
-                    for pk, score in rows:
-                        i = position.get(pk)
-                        if i is not None:
-                            scores[i] = score
-        return scores
+    def _stacked(self, pairs: Sequence[tuple[SessionInfo, _Scope]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """pks, vectors and session index of a multi-session scope; the last one is cached (copying a large
+        matrix on every query would cost more than searching it)."""
+        if len(pairs) == 1:
+            s = pairs[0][1]
+            return s.pks, s.vectors, np.zeros(len(s.pks), dtype=np.int64)
+        key = tuple((info.namespace, info.id, s.stamp) for info, s in pairs)
+        with self._lock:
+            if self._stack is not None and self._stack[0] == key:
+                return self._stack[1]
+        arrays = (
+            np.concatenate([s.pks for _, s in pairs]),
+            np.vstack([s.vectors for _, s in pairs]),
+            np.repeat(np.arange(len(pairs)), [len(s.pks) for _, s in pairs]),
+        )
+        with self._lock:
+            self._stack = (key, arrays)
+        return arrays
 
     def _mask(self, rfilter: RecallFilter, pairs: Sequence[tuple[SessionInfo, _Scope]],
               pks: np.ndarray) -> np.ndarray | None:
@@ -382,6 +384,9 @@ class SQLiteEngine:
             self._ann = AnnIndex(path, self.embedder.model_id, self.embedder.dimension)
         with self.store.transaction(write=False) as c:
             self._check_model(c)
+            top = c.execute("SELECT max(pk) FROM recall_vectors").fetchone()[0] or 0
+            if top == self._ann.max_key and self._ann.size:
+                return self._ann  # nothing new (deletions are filtered at query time)
             expected = int(c.execute("SELECT count(*) FROM recall_vectors").fetchone()[0])
         self._ann.sync(self._rows_after, expected)
         return self._ann

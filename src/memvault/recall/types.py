@@ -57,6 +57,7 @@ class SearchOptions:
     fusion: str = "zscore"
     dense_weight: float = 0.5
     neighbour_weight: float = 0.0
+    feedback: float = 0.0
     recency_half_life: float | None = None
     mmr: float | None = None
     fetch_k: int = 50

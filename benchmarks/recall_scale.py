@@ -1,0 +1,191 @@
+"""Recall latency at scale, ANN quality, and embedding throughput. Prints JSON.
+
+    python benchmarks/recall_scale.py [--sizes 10000,100000,1000000] [--queries 200] [--budget 900]
+                                      [--postgres URL]
+
+For each size, N synthetic messages (Zipf-distributed words, 1,000 per session) are written through the normal
+append path (so the FTS triggers run), then synthetic clustered 384-d vectors are stored for them directly (the
+embedding model would take hours at 1M on 2 cores; its throughput is measured separately). Queries are
+``Memory.recall`` over the whole namespace (hybrid and dense, k=10) and over one session. ANN recall@10 compares the
+HNSW index's top 10 with exact search over all vectors. The run stops growing when ``--budget`` seconds are spent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from memvault import Memory  # noqa: E402
+from memvault.contract import AppendOptions  # noqa: E402
+from memvault.model import Message, encode_body  # noqa: E402
+from memvault.recall.embedders import as_embedder, normalise  # noqa: E402
+
+DIM = 384
+PER_SESSION = 1000
+CENTERS = 256
+
+
+class SyntheticEmbedder:
+    """Maps a text to a point near one of a fixed set of cluster centres (deterministic)."""
+
+    model_id = "synthetic-384"
+    dimension = DIM
+
+    def __init__(self, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        self.centers = normalise(rng.standard_normal((CENTERS, DIM)).astype(np.float32))
+
+    def _one(self, text: str) -> np.ndarray:
+        h = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+        rng = np.random.default_rng(h)
+        return normalise(self.centers[h % CENTERS] + 0.6 * rng.standard_normal(DIM).astype(np.float32) / np.sqrt(DIM) * 4)[0]
+
+    def embed(self, texts: Any) -> np.ndarray:
+        return np.stack([self._one(t) for t in texts]) if len(texts) else np.zeros((0, DIM), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._one(text)
+
+
+def vocabulary(n: int = 20000) -> list[str]:
+    rng = np.random.default_rng(1)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return ["".join(rng.choice(letters, size=rng.integers(4, 9))) for _ in range(n)]
+
+
+def zipf_texts(vocab: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    ranks = np.minimum(rng.zipf(1.15, size=(n, 12)), len(vocab)) - 1
+    return [" ".join(vocab[i] for i in row) for row in ranks]
+
+
+def fill_sqlite(mem: Memory, start: int, stop: int, vocab: list[str], embedder: SyntheticEmbedder) -> None:
+    store = mem.store
+    engine = mem.recall_service.engine
+    rng = np.random.default_rng(start)
+    for first in range(start, stop, PER_SESSION):
+        sid = f"s{first // PER_SESSION:06d}"
+        texts = zipf_texts(vocab, min(PER_SESSION, stop - first), rng)
+        records = [encode_body(Message(role="user" if i % 2 == 0 else "assistant", content=t)) for i, t in
+                   enumerate(texts)]
+        store.append(mem.namespace, sid, records, AppendOptions(user_id=f"u{first // (PER_SESSION * 10)}"))
+        vectors = embedder.embed(texts)
+        with store.transaction() as c:
+            pks = [r[0] for r in c.execute(
+                "SELECT m.pk FROM recall_pending p JOIN messages m ON m.pk = p.pk WHERE m.namespace = ? AND "
+                "m.session_id = ? ORDER BY m.seq", (mem.namespace, sid))]
+            c.executemany("INSERT OR REPLACE INTO recall_vectors (pk, model, ts, role, vec) VALUES (?, ?, ?, ?, ?)",
+                          [(pk, embedder.model_id, time.time(), "user", v.astype("<f4").tobytes())
+                           for pk, v in zip(pks, vectors, strict=True)])
+            c.execute("DELETE FROM recall_pending")
+    engine.close()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    arr = np.array(samples) * 1000
+    return {"p50_ms": round(float(np.percentile(arr, 50)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2)}
+
+
+def time_queries(mem: Memory, queries: list[str], **options: Any) -> dict[str, float]:
+    mem.recall(queries[0], **options)  # warm caches / build the index
+    samples = []
+    for q in queries:
+        started = time.perf_counter()
+        mem.recall(q, **options)
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+def ann_recall(mem: Memory, embedder: SyntheticEmbedder, queries: list[str]) -> float:
+    engine = mem.recall_service.engine
+    index = engine.ann()
+    with mem.store.transaction(write=False) as c:
+        rows = c.execute("SELECT pk, vec FROM recall_vectors ORDER BY pk").fetchall()
+    keys = np.array([r[0] for r in rows])
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), DIM)
+    total = 0.0
+    for q in queries:
+        v = embedder.embed_query(q)
+        exact = set(keys[np.argsort(-(matrix @ v))[:10]].tolist())
+        found, _ = index.search(v, 10)
+        total += len(exact & set(found.tolist())) / 10
+    return round(total / len(queries), 4)
+
+
+def embedding_throughput(n: int = 256) -> dict[str, float]:
+    model = as_embedder("default")
+    model.embed(["warm up"])
+    rng = np.random.default_rng(3)
+    words = ["we", "went", "hiking", "last", "weekend", "and", "the", "weather", "was", "great", "my", "sister", "adopted", "a", "puppy", "called", "biscuit"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(8, 30))) for _ in range(n)]
+    started = time.perf_counter()
+    model.embed(texts)
+    batch = time.perf_counter() - started
+    started = time.perf_counter()
+    for t in texts[:32]:
+        model.embed_query(t)
+    single = (time.perf_counter() - started) / 32
+    return {"batched_msgs_per_s": round(n / batch, 1), "query_ms": round(single * 1000, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds; larger sizes are skipped past it")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    started = time.perf_counter()
+    embedder = SyntheticEmbedder()
+    vocab = vocabulary()
+    rng = np.random.default_rng(11)
+    queries = [" ".join(t.split()[:4]) for t in zipf_texts(vocab, args.queries, rng)]
+    result: dict[str, Any] = {"benchmark": "recall_scale", "k": 10, "queries": len(queries), "sqlite": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        mem = Memory(f"sqlite:///{tmp}/scale.db", embedder=embedder)
+        have = 0
+        for size in sizes:
+            if time.perf_counter() - started > args.budget:
+                result["sqlite"][str(size)] = {"skipped": f"time budget of {args.budget:g}s spent"}
+                continue
+            t0 = time.perf_counter()
+            fill_sqlite(mem, have, size, vocab, embedder)
+            have = size
+            fill_s = time.perf_counter() - t0
+            engine = mem.recall_service.engine
+            path = "ann" if size > engine.exact_max else "exact"
+            t0 = time.perf_counter()
+            mem.recall(queries[0], k=10)
+            first_s = time.perf_counter() - t0
+            row = {
+                "fill_s": round(fill_s, 1),
+                "first_query_s": round(first_s, 2),
+                "namespace_path": path,
+                "namespace_hybrid": time_queries(mem, queries, k=10),
+                "namespace_dense": time_queries(mem, queries, k=10, mode="dense"),
+                "namespace_keyword": time_queries(mem, queries, k=10, mode="keyword"),
+                "session_hybrid": time_queries(mem, queries, k=10, session="s000000"),
+                "user_hybrid": time_queries(mem, queries[:50], k=10, user_id="u0"),
+            }
+            row["ann_recall_at_10"] = ann_recall(mem, embedder, queries[:100])
+            result["sqlite"][str(size)] = row
+            print(json.dumps({str(size): row}), file=sys.stderr, flush=True)
+        mem.close()
+    result["postgres"] = {"skipped": "the PostgreSQL backend had not landed when this benchmark was written"}
+    result["embedding_throughput"] = embedding_throughput()
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
