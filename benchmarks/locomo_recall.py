@@ -141,16 +141,19 @@ def main() -> None:
     }
     if args.variants:
         variants = {
-            "rrf": {"fusion": "rrf", "neighbour_weight": 0.0},
-            "zscore": {"fusion": "zscore", "neighbour_weight": 0.0},
-            "zscore+neighbours0.2": {"fusion": "zscore", "neighbour_weight": 0.2},
-            "zscore+neighbours0.4": {"fusion": "zscore", "neighbour_weight": 0.4},
-            "rrf+neighbours0.4": {"fusion": "rrf", "neighbour_weight": 0.4},
-            "zscore_dense0.4+neighbours0.3": {"fusion": "zscore", "dense_weight": 0.4, "neighbour_weight": 0.3},
-            "zscore_dense0.6+neighbours0.3": {"fusion": "zscore", "dense_weight": 0.6, "neighbour_weight": 0.3},
+            "rrf, no smoothing": {"fusion": "rrf", "dense_weight": 0.5, "neighbour_weight": 0.0},
+            "zscore 0.5, no smoothing": {"fusion": "zscore", "dense_weight": 0.5, "neighbour_weight": 0.0},
+            "zscore 0.5 + neighbours 0.4": {"fusion": "zscore", "dense_weight": 0.5, "neighbour_weight": 0.4},
+            "zscore 0.6 + neighbours 0.5 (default)": {"fusion": "zscore", "dense_weight": 0.6, "neighbour_weight": 0.5},
+            "zscore 0.6 + neighbours 0.7": {"fusion": "zscore", "dense_weight": 0.6, "neighbour_weight": 0.7},
+            "zscore 0.7 + neighbours 0.6": {"fusion": "zscore", "dense_weight": 0.7, "neighbour_weight": 0.6},
+            "rrf + neighbours 0.6": {"fusion": "rrf", "neighbour_weight": 0.6},
+            "default + pseudo-relevance feedback 0.5": {"feedback": 0.5},
+            "dense, no smoothing": {"mode": "dense", "neighbour_weight": 0.0},
+            "keyword, no smoothing": {"mode": "keyword", "neighbour_weight": 0.0},
         }
         result["variants"] = {
-            name: evaluate(mem, data, mode="hybrid", **options)["overall"] for name, options in variants.items()
+            name: evaluate(mem, data, **{"mode": "hybrid", **options})["overall"] for name, options in variants.items()
         }
     mem.close()
     tmp.cleanup()

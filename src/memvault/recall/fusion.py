@@ -28,6 +28,15 @@ def ranks(scores: np.ndarray) -> np.ndarray:
     return out
 
 
+def ranks_of(scores: np.ndarray, chosen: np.ndarray) -> dict[int, float]:
+    """1-based rank (by descending score; NaN = unranked -> inf) of each index in ``chosen``, without a full sort."""
+    valid = np.where(np.isnan(scores), -np.inf, scores)
+    out: dict[int, float] = {}
+    for i in np.asarray(chosen).tolist():
+        out[i] = float("inf") if np.isnan(scores[i]) else float((valid > scores[i]).sum() + 1)
+    return out
+
+
 def rrf(signals: Mapping[str, np.ndarray], weights: Mapping[str, float], k: float = RRF_K) -> dict[str, np.ndarray]:
     """Per-signal RRF contributions ``w / (k + rank)`` (0 where a signal did not rank the candidate)."""
     return {name: weights.get(name, 1.0) / (k + ranks(scores)) for name, scores in signals.items()}

@@ -89,7 +89,12 @@ def rank(
         relevance = 0.1 + 0.9 * (fused - lo) / (hi - lo) if hi > lo else np.ones(n)
         fused = relevance * decay
     fused = np.where(eligible, fused, -np.inf)
-    order = np.argsort(-fused, kind="stable")
+    wanted = max(options.fetch_k, k) if options.mmr is not None else k
+    if wanted < n:  # only the top few need sorting
+        top = np.argpartition(-fused, wanted - 1)[:wanted]
+        order = top[np.argsort(-fused[top], kind="stable")]
+    else:
+        order = np.argsort(-fused, kind="stable")
     order = order[np.isfinite(fused[order])]
     if options.mmr is not None and vectors is not None:
         if not 0 <= options.mmr <= 1:
@@ -97,7 +102,7 @@ def rank(
         pool = order[: max(options.fetch_k, k)].tolist()
         order = np.asarray(fusion.mmr(vectors, fused, pool, k, options.mmr), dtype=np.int64)
     order = order[:k]
-    ranks = {name: fusion.ranks(arr) for name, arr in signals.items()}
+    ranks = {name: fusion.ranks_of(arr, order) for name, arr in signals.items()}
     out: list[Ranked] = []
     for i in order.tolist():
         share = fusion.shares(contributions, i)

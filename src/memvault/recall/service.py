@@ -29,7 +29,7 @@ logger = logging.getLogger("memvault.recall")
 
 COLLECTIONS_SUFFIX = "#collections"
 #: defaults measured on LoCoMo (docs/recall.md)
-DEFAULTS = SearchOptions(fusion="zscore", dense_weight=0.5, neighbour_weight=0.0)
+DEFAULTS = SearchOptions(fusion="zscore", dense_weight=0.6, neighbour_weight=0.5)
 
 Progress = Callable[[int, int], Any]
 

@@ -262,6 +262,8 @@ class SQLiteEngine:
         return scope
 
     def _pending_in(self, c: sqlite3.Connection, infos: Sequence[SessionInfo]) -> list[int]:
+        if c.execute("SELECT 1 FROM recall_pending LIMIT 1").fetchone() is None:
+            return []
         out: list[int] = []
         for info in infos:
             out.extend(r[0] for r in c.execute(
