@@ -24,6 +24,7 @@ class KeywordSegment:
         self.postings: dict[str, list[tuple[int, int]]] = {}
         self.lengths: list[int] = []
         self._lengths_array: np.ndarray | None = None
+        self._arrays: dict[str, np.ndarray] = {}  # term -> int64 [n, 2] (position, tf), built on first use
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -34,8 +35,18 @@ class KeywordSegment:
             counts = Counter(terms(text))
             for term, tf in counts.items():
                 self.postings.setdefault(term, []).append((position, tf))
+                self._arrays.pop(term, None)
             self.lengths.append(sum(counts.values()))
         self._lengths_array = None
+
+    def posting(self, term: str) -> np.ndarray | None:
+        array = self._arrays.get(term)
+        if array is None:
+            posting = self.postings.get(term)
+            if not posting:
+                return None
+            array = self._arrays[term] = np.asarray(posting, dtype=np.int64)
+        return array
 
     @property
     def lengths_array(self) -> np.ndarray:
@@ -61,9 +72,8 @@ def bm25_scores(segments: Sequence[KeywordSegment], query: str) -> np.ndarray:
         rows: list[np.ndarray] = []
         tfs: list[np.ndarray] = []
         for offset, segment in zip(offsets, segments, strict=True):
-            posting = segment.postings.get(term)
-            if posting:
-                arr = np.asarray(posting, dtype=np.int64)
+            arr = segment.posting(term)
+            if arr is not None:
                 rows.append(arr[:, 0] + offset)
                 tfs.append(arr[:, 1])
         if not rows:
