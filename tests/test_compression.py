@@ -349,3 +349,37 @@ def test_real_langchain_and_llamaindex_models_work_as_summarizers():
     assert s.summaries()[-1].text == "lc summary"
     li = as_summarizer(llms.MockLLM(max_tokens=5))
     assert li.id.startswith("llamaindex:") and isinstance(li.summarize(None, [Message("user", "x", seq=1)]), str)
+
+
+def test_writes_far_from_the_trigger_skip_planning_but_compress_on_time():
+    rec = Recorder()
+    policy = CompressionPolicy(trigger_messages=30, keep_messages=5, summarizer=rec)
+    mem = Memory("memory://")
+    s = mem.session("s", compress=policy)
+    reads = []
+    original = mem.store.read
+    mem.store.read = lambda *a, **k: reads.append(k) or original(*a, **k)
+    s.add("user", "m0")
+    assert len(reads) == 1  # the first write plans once and learns the headroom
+    for i in range(1, 30):
+        s.add("user", f"m{i}")
+    assert len(reads) == 1 and rec.calls == []  # 30 messages: not over the trigger, no reads at all
+    s.add("user", "m30")  # 31 > 30: planned and folded on exactly this write
+    assert rec.calls == [(None, list(range(1, 27)))]
+
+
+def test_writes_by_another_handle_are_noticed_within_the_recheck_interval():
+    from memvault.compression.compressor import RECHECK_EVERY
+
+    rec = Recorder()
+    policy = CompressionPolicy(trigger_messages=10, keep_messages=2, summarizer=rec)
+    mem = Memory("memory://")
+    s = mem.session("s", compress=policy)
+    s.add("user", "first")
+    other = Memory(mem.store).session("s")  # e.g. another process: no compressor, so no headroom accounting
+    other.extend([Message("user", f"x{i}") for i in range(20)])
+    for i in range(RECHECK_EVERY + 1):
+        s.add("user", f"m{i}")
+        if rec.calls:
+            break
+    assert rec.calls and rec.calls[0][1][0] == 1

@@ -486,7 +486,7 @@ class Session:
     def _extend(self, items: Iterable[Message | Mapping[str, Any]], method: str = "append") -> Op[list[Message]]:
         messages = [_as_message(i) for i in items]
         if self.compressor is not None:
-            self.compressor.prepare(messages)  # token counts stamped once, at write time
+            self.compressor.prepare(messages, (self.namespace, self.id))  # token counts stamped once, at write time
         records = self._encode(messages)
         seqs = yield Call(method, (self.namespace, self.id, records, self.options))
         if method == "replace":  # summaries of the replaced history no longer describe it

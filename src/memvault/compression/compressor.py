@@ -21,7 +21,7 @@ from typing import Any
 from memvault.compression.policy import CompressionPolicy
 from memvault.compression.summaries import KIND, Summary, latest_summary
 from memvault.compression.summarizers import Summarizer, as_summarizer
-from memvault.compression.tokens import TokenCounter, content_tokens, get_counter, stamp
+from memvault.compression.tokens import TOKENS_KEY, TokenCounter, content_tokens, get_counter, stamp
 from memvault.contract import Store
 from memvault.drive import Call, Op, run_async, run_sync
 from memvault.errors import InvalidPolicy, SummarizerFailed
@@ -29,7 +29,16 @@ from memvault.model import Message, from_epoch, utcnow
 
 logger = logging.getLogger("memvault.compression")
 PAGE = 64
+RECHECK_EVERY = 32  # writes a session may skip planning on its headroom before it is re-read anyway
 Notify = Callable[[str, str, str, Any], None]
+
+
+@dataclass
+class Headroom:
+    """Not triggered: how many more tokens / messages the unsummarized tail can take before it triggers."""
+
+    tokens: int | None
+    messages: int | None
 
 
 @dataclass
@@ -73,7 +82,9 @@ def _cap(overflow: list[Message], n: int, complete: bool) -> list[Message]:
     return overflow[:cut]
 
 
-def plan(ns: str, sid: str, policy: CompressionPolicy, counter: TokenCounter, force: bool = False) -> Op[Plan | None]:
+def plan(
+    ns: str, sid: str, policy: CompressionPolicy, counter: TokenCounter, force: bool = False
+) -> Op[Plan | Headroom | None]:
     """Decide whether to compress and what. Reads the latest summary, then the tail backwards page by page only
     until the trigger and the window edge are known, then at most ``max_fold_messages`` of the overflow."""
     previous = yield from latest_summary(ns, sid)
@@ -95,7 +106,12 @@ def plan(ns: str, sid: str, policy: CompressionPolicy, counter: TokenCounter, fo
         if exhausted or (triggered and edge_seen and len(tail) > w):
             break
         stop = page[0].seq
-    if not triggered or w >= len(tail):
+    if not triggered:  # the loop only ends untriggered once it has read the whole unsummarized tail
+        return Headroom(
+            None if policy.trigger_tokens is None else policy.trigger_tokens - tokens,
+            None if policy.trigger_messages is None else policy.trigger_messages - len(tail),
+        )
+    if w >= len(tail):
         return None
     window_start = tail[w - 1].seq if w else None
     if exhausted:
@@ -216,10 +232,33 @@ class Compressor:
         self._backoff: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (failures, writes to skip)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: key -> (tokens left, messages left, writes skipped): lets writes skip planning while far from the trigger
+        self._headroom: dict[tuple[str, str], tuple[int | None, int | None, int]] = {}
 
-    def prepare(self, messages: Sequence[Message]) -> None:
-        """Stamp token counts into messages about to be stored (counted once, here)."""
+    def prepare(self, messages: Sequence[Message], key: tuple[str, str] | None = None) -> None:
+        """Stamp token counts into messages about to be stored (counted once, here) and spend the session's
+        known headroom with them."""
         stamp(messages, self.counter)
+        if key is None:
+            return
+        with self._lock:
+            room = self._headroom.get(key)
+            if room is not None:
+                tokens = sum(m.extras[TOKENS_KEY][self.counter.name] for m in messages)
+                left_t, left_m, skipped = room
+                self._headroom[key] = (
+                    None if left_t is None else left_t - tokens,
+                    None if left_m is None else left_m - len(messages),
+                    skipped,
+                )
+
+    def _run_plan_result(self, key: tuple[str, str], result: Plan | Headroom | None) -> Plan | None:
+        with self._lock:
+            if isinstance(result, Headroom):
+                self._headroom[key] = (result.tokens, result.messages, 0)
+                return None
+            self._headroom.pop(key, None)
+        return result
 
     # -- one run --------------------------------------------------------------------------------------------------
     def _summarize(self, plan_: Plan) -> str:
@@ -254,7 +293,7 @@ class Compressor:
     def compress(self, store: Store, ns: str, sid: str, *, force: bool = False,
                  notify: Notify | None = None) -> Summary | None:
         """One compression run; None when nothing needed folding. Raises SummarizerFailed (nothing stored)."""
-        plan_ = run_sync(store, plan(ns, sid, self.policy, self.counter, force))
+        plan_ = self._run_plan_result((ns, sid), run_sync(store, plan(ns, sid, self.policy, self.counter, force)))
         if plan_ is None:
             return None
         text = self._summarize(plan_)
@@ -262,7 +301,8 @@ class Compressor:
 
     async def acompress(self, store: Store, ns: str, sid: str, *, force: bool = False,
                         notify: Notify | None = None) -> Summary | None:
-        plan_ = await run_async(store, plan(ns, sid, self.policy, self.counter, force))
+        result = await run_async(store, plan(ns, sid, self.policy, self.counter, force))
+        plan_ = self._run_plan_result((ns, sid), result)
         if plan_ is None:
             return None
         text = await self._asummarize(plan_)
@@ -277,6 +317,14 @@ class Compressor:
             if skip > 0:
                 self._backoff[key] = (failures, skip - 1)
                 return False
+            room = self._headroom.get(key)
+            if room is not None:
+                left_t, left_m, skipped = room
+                # still under the trigger by our own count; re-plan now and then anyway, since other processes
+                # may write to the same session
+                if (left_t is None or left_t >= 0) and (left_m is None or left_m >= 0) and skipped < RECHECK_EVERY:
+                    self._headroom[key] = (left_t, left_m, skipped + 1)
+                    return False
             return True
 
     def _failed(self, key: tuple[str, str], error: BaseException) -> None:
@@ -375,4 +423,4 @@ def compressor_for(memory: Any, policy: CompressionPolicy) -> Compressor:
     return found
 
 
-__all__ = ["Compressor", "compressor_for", "Plan", "apply_retention", "commit", "plan"]
+__all__ = ["Compressor", "Headroom", "Plan", "compressor_for", "apply_retention", "commit", "plan"]
