@@ -160,7 +160,7 @@ def run_conversation(conv: dict[str, Any], recall_memory: Memory | None) -> dict
         name: {k: (round(statistics.mean(v), 4) if v else None) for k, v in d.items()} for name, d in scores.items()
     }
     if recall_memory is None:
-        retention["summary_recall_window"] = "pending: recall is not available in this build"
+        retention["summary_recall_window"] = "pending: recall arm skipped (--no-recall) or recall not available"
     return {
         "conversation": conv["_name"],
         "questions": questions,
@@ -266,7 +266,7 @@ def main() -> None:
         pooled = {k: [x for c in per_conv for x in c["_scores"][arm][k]] for k in ("verbatim", "facts")}
         overall[arm] = (
             {k: round(statistics.mean(v), 4) for k, v in pooled.items()} if pooled["verbatim"]
-            else "pending: recall is not available in this build"
+            else "pending: recall arm skipped (--no-recall) or recall not available"
         )
     reductions_min = [c["tokens"]["reduction_min_past_2000"] for c in per_conv if c["tokens"]["reduction_min_past_2000"]]
     recall_ms = [x for c in per_conv for x in c["_recall_ms"]]
