@@ -204,3 +204,9 @@ def test_collections_are_isolated_from_conversations(hmem: Memory) -> None:
     assert "kb" not in {i.id for i in hmem.sessions().items}
     assert hmem.collection("kb", namespace="t2").count() == 0
     assert hmem.collection("other").count() == 0
+
+
+def test_native_engine_where_the_backend_has_one(hmem: Memory, backend: str) -> None:
+    engine = hmem.recall_service.engine.name
+    expected = {"sqlite": "sqlite", "postgres": "postgres"}.get(backend, "in-process")
+    assert engine == expected

@@ -39,7 +39,7 @@ class AnnIndex:
         from usearch.index import Index
 
         return Index(ndim=self.dimension, metric="cos", dtype="f32", connectivity=16, expansion_add=128,
-                     expansion_search=128)
+                     expansion_search=256)
 
     def _load(self) -> None:
         index = self._new()
