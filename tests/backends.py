@@ -7,12 +7,15 @@ session-scoped fixtures in ``tests/harness/``; a missing server is an error, nev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from memvault import Memory
 from tests.harness import files, postgres, redis
 
 Factory = Callable[[pytest.FixtureRequest, str, Path], tuple[Any, dict[str, Any]]]
@@ -33,3 +36,27 @@ BACKENDS: dict[str, Factory] = {
     **redis.FACTORIES,
     **postgres.FACTORIES,
 }
+
+
+MemoryFactory = Callable[..., Memory]
+
+
+@contextmanager
+def memory_factory(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, prefix: str = "t"
+) -> Iterator[MemoryFactory]:
+    """A ``factory(**options) -> Memory`` on ``backend``; every call reaches the same (fresh) data. Closes them all."""
+    token = f"{prefix}{uuid.uuid4().hex[:12]}"
+    opened: list[Memory] = []
+
+    def factory(**options: Any) -> Memory:
+        target, backend_options = BACKENDS[backend](request, token, tmp_path)
+        mem = Memory(target, **{**backend_options, **options})
+        opened.append(mem)
+        return mem
+
+    try:
+        yield factory
+    finally:
+        for mem in opened:
+            mem.close()

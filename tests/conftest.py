@@ -7,14 +7,13 @@ plus options; calling it twice with the same token must reach the same data (use
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from memvault import Memory
-from tests.backends import BACKENDS
+from tests.backends import BACKENDS, MemoryFactory, memory_factory
 
 
 class FakeClock:
@@ -40,24 +39,11 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-MemoryFactory = Callable[..., Memory]
-
-
 @pytest.fixture
 def make_memory(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[MemoryFactory]:
     """``make_memory(**options)`` -> a Memory on the parametrized backend; every call reaches the same data."""
-    token = f"t{uuid.uuid4().hex[:12]}"
-    opened: list[Memory] = []
-
-    def factory(**options: Any) -> Memory:
-        target, backend_options = BACKENDS[backend](request, token, tmp_path)
-        mem = Memory(target, **{**backend_options, **options})
-        opened.append(mem)
-        return mem
-
-    yield factory
-    for mem in opened:
-        mem.close()
+    with memory_factory(backend, request, tmp_path) as factory:
+        yield factory
 
 
 @pytest.fixture

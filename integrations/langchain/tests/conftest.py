@@ -6,17 +6,13 @@ servers the core's harness starts (a missing server is an error there, never a s
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from memvault import Memory
-from tests.backends import BACKENDS
-
-MemoryFactory = Callable[..., Memory]
+from tests.backends import BACKENDS, MemoryFactory, memory_factory
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -27,18 +23,8 @@ def lc_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_lc_memory(lc_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryFactory]:
     """``make_lc_memory(**options)`` -> a Memory on the parametrized backend; every call reaches the same data."""
-    token = f"lc{uuid.uuid4().hex[:12]}"
-    opened: list[Memory] = []
-
-    def factory(**options: Any) -> Memory:
-        target, backend_options = BACKENDS[lc_backend](request, token, tmp_path)
-        mem = Memory(target, **{**backend_options, **options})
-        opened.append(mem)
-        return mem
-
-    yield factory
-    for mem in opened:
-        mem.close()
+    with memory_factory(lc_backend, request, tmp_path, prefix="lc") as factory:
+        yield factory
 
 
 @pytest.fixture
