@@ -59,7 +59,7 @@ async def test_archive_and_delete_oldest(store: MemvaultAsyncChatStore) -> None:
     assert texts(await store.delete_oldest_messages("k", 2)) == ["d", "e"]
     assert texts(await store.get_messages("k")) == ["f"]
     assert texts(await store.get_messages("k", status=None)) == ["a", "b", "c", "f"]
-    assert await store.archive_oldest_messages("k", 5) == [store_msg for store_msg in [msg("f")]]
+    assert texts(await store.archive_oldest_messages("k", 5)) == ["f"]  # fewer than asked: what there is
     assert await store.get_messages("k") == []
     assert await store.archive_oldest_messages("k", 3) == []
     assert await store.delete_oldest_messages("k", 3) == []
