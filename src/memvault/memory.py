@@ -376,16 +376,35 @@ class Memory:
             self._recall = RecallService(self, self.embedder)
         return self._recall
 
-    def recall(self, query: str, **options: Any) -> list[Any]:
-        """Messages relevant to ``query``: ``session=``, ``user_id=`` or ``namespace=`` scope, ``k=10``,
-        ``mode="hybrid"|"dense"|"keyword"``, ``filters=``, ``recency_half_life=``, ``mmr=``, ``neighbors=``.
-        Returns :class:`memvault.recall.Hit` s, best first. See docs/recall.md."""
-        return self.recall_service.recall(query, **options)  # type: ignore[no-any-return]
+    def recall(
+        self,
+        query: str,
+        *,
+        session: str | None = None,
+        user_id: str | None = None,
+        namespace: str | None = None,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: Mapping[str, Any] | None = None,
+        recency_half_life: Any = None,
+        mmr: float | None = None,
+        neighbors: int = 0,
+        **tuning: Any,
+    ) -> list[Any]:
+        """Messages relevant to ``query`` within one session, a user's sessions or a namespace (default: this
+        Memory's), best first, as :class:`memvault.recall.Hit` s. ``mode`` "hybrid" | "dense" | "keyword";
+        ``filters`` {"role", "after", "before", "session", "metadata"}; ``recency_half_life`` (seconds or
+        timedelta); ``mmr`` (lambda 0..1); ``neighbors`` (turns around each hit). See docs/recall.md."""
+        return self.recall_service.recall(  # type: ignore[no-any-return]
+            query, session=session, user_id=user_id, namespace=namespace, k=k, mode=mode, filters=filters,
+            recency_half_life=recency_half_life, mmr=mmr, neighbors=neighbors, **tuning,
+        )
 
     async def arecall(self, query: str, **options: Any) -> list[Any]:
+        """Async twin of :meth:`recall` (the search runs in a worker thread: embedding is CPU-bound)."""
         import asyncio
 
-        return await asyncio.to_thread(self.recall, query, **options)
+        return await asyncio.to_thread(lambda: self.recall(query, **options))
 
     def index_status(self) -> Any:
         """IndexStatus(indexed, backlog, model_id) of the recall index."""
