@@ -187,10 +187,16 @@ class PostgresEngine:
         keyword: list[float] = []
         namespaces: list[str] = []
         embeddings: list[str | None] = []
+        segment: list[int] = []
+        previous: tuple[str, str, int] | None = None
         for ns, sid, seq, d, kw, body, emb in rows:
             message = decode_body(body, session_id=sid, seq=seq)
             if not rfilter.accepts(message):
+                previous = None
                 continue
+            adjacent = previous is not None and previous == (ns, sid, seq - 1)
+            segment.append(segment[-1] if adjacent and segment else len(segment))
+            previous = (ns, sid, seq)
             messages.append(message)
             namespaces.append(ns)
             dense.append(np.nan if d is None else float(d))
@@ -206,9 +212,9 @@ class PostgresEngine:
         if options.mmr is not None:
             vectors = np.array([np.fromstring(e.strip("[]"), sep=",", dtype=np.float32) if e else
                                 np.zeros(self.dim, np.float32) for e in embeddings])
-        flat = SearchOptions(**{**options.__dict__, "neighbour_weight": 0.0})
-        ranked = rank(k, flat, dense=None if options.mode == "keyword" else dense_arr,
-                      keyword=None if options.mode == "dense" else np.array(keyword), ages=ages, vectors=vectors)
+        ranked = rank(k, options, dense=None if options.mode == "keyword" else dense_arr,
+                      keyword=None if options.mode == "dense" else np.array(keyword), ages=ages, vectors=vectors,
+                      segment=np.array(segment))  # neighbours may win too, as on the other engines
         hits = []
         for r in ranked:
             message = messages[r.index]
@@ -236,13 +242,16 @@ class PostgresEngine:
             keyword = "SELECT NULL::text AS session_id, NULL::bigint AS seq, NULL::real AS s WHERE false"
         if mode == "keyword":
             dense = "SELECT NULL::text AS session_id, NULL::bigint AS seq, NULL::float8 AS s WHERE false"
+        # candidates plus their adjacent turns (for neighbour smoothing); every row gets both scores
         return (
-            f"WITH d AS ({dense}), k AS ({keyword}) "
-            "SELECT %(ns)s, c.session_id, c.seq, 1 - (rv.embedding <=> %(q)s::vector), k.s, m.body, "
-            "CASE WHEN %(mmr)s THEN rv.embedding::text END FROM "
-            "(SELECT session_id, seq FROM d UNION SELECT session_id, seq FROM k) c "
-            "LEFT JOIN k ON k.session_id = c.session_id AND k.seq = c.seq "
+            f"WITH d AS ({dense}), k AS ({keyword}), "
+            "c0 AS (SELECT session_id, seq FROM d UNION SELECT session_id, seq FROM k), "
+            "c AS (SELECT session_id, seq FROM c0 UNION SELECT session_id, seq - 1 FROM c0 "
+            "UNION SELECT session_id, seq + 1 FROM c0) "
+            "SELECT %(ns)s, c.session_id, c.seq, 1 - (rv.embedding <=> %(q)s::vector), "
+            "CASE WHEN %(tsq)s <> '' THEN ts_rank(m.search, to_tsquery(%(cfg)s::regconfig, %(tsq)s)) END, m.body, "
+            "CASE WHEN %(mmr)s THEN rv.embedding::text END FROM c "
+            f"JOIN {self.messages} m ON m.namespace = %(ns)s AND m.session_id = c.session_id AND m.seq = c.seq "
             f"LEFT JOIN {self.qualified} rv ON rv.namespace = %(ns)s AND rv.session_id = c.session_id "
-            "AND rv.seq = c.seq "
-            f"JOIN {self.messages} m ON m.namespace = %(ns)s AND m.session_id = c.session_id AND m.seq = c.seq"
+            "AND rv.seq = c.seq ORDER BY c.session_id, c.seq"
         )

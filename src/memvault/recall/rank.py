@@ -49,6 +49,7 @@ def rank(
     segment: np.ndarray | None = None,
     ages: np.ndarray | None = None,
     vectors: np.ndarray | None = None,
+    eligible: np.ndarray | None = None,
 ) -> list[Ranked]:
     """Rank candidates. ``dense``/``keyword`` hold each candidate's raw score (NaN = not scored by that signal;
     keyword 0 = no term matched). ``segment`` (session per candidate, candidates in seq order) enables smoothing."""
@@ -73,9 +74,10 @@ def rank(
         signals["dense"] = signals["dense"] + options.feedback * (vectors @ vectors[top].mean(axis=0))
         contributions = _fuse(signals, weights, options.fusion)
         fused = fusion.combine(contributions)
-    eligible = np.ones(n, dtype=bool)
+    # rows given only as context (a candidate's neighbours) score and smooth, but are not returned themselves
+    eligible = np.ones(n, dtype=bool) if eligible is None else eligible.astype(bool).copy()
     if mode == "keyword":
-        eligible = ~np.isnan(signals["keyword"])
+        eligible &= ~np.isnan(signals["keyword"])
     if options.neighbour_weight and segment is not None:
         finite = np.where(np.isfinite(fused), fused, np.nan)
         floor = np.nanmin(finite) if np.isfinite(finite).any() else 0.0
