@@ -107,7 +107,8 @@ def fill_postgres(mem: Memory, start: int, stop: int, vocab: list[str], embedder
             for seq, v in zip(seqs, vectors, strict=True):
                 cp.write_row((mem.namespace, sid, seq, embedder.model_id,
                               "[" + ",".join(f"{x:.6g}" for x in v.tolist()) + "]"))
-        engine._seen[(mem.namespace, sid)] = (seqs[-1], len(seqs))
+        info = store.get_session(mem.namespace, sid)
+        engine._seen[(mem.namespace, sid)] = (info.last_seq, info.message_count, info.created_at.timestamp())
 
 
 def postgres_section(sizes: list[int], queries: list[str], vocab: list[str], embedder: SyntheticEmbedder,

@@ -210,3 +210,14 @@ def test_native_engine_where_the_backend_has_one(hmem: Memory, backend: str) -> 
     engine = hmem.recall_service.engine.name
     expected = {"sqlite": "sqlite", "postgres": "postgres"}.get(backend, "in-process")
     assert engine == expected
+
+
+def test_a_recreated_session_is_not_served_from_a_stale_cache(make_memory: MemoryFactory) -> None:
+    reader = make_memory(embedder="hash")
+    writer = make_memory(embedder="hash")
+    writer.session("x").add("user", "the password hint is a blue whale")
+    assert "whale" in reader.recall("whale", session="x", k=1)[0].message.text
+    writer.delete_session("x")  # the reader's Memory never hears of it
+    writer.session("x").add("user", "the password hint is a red fox")
+    texts = [h.message.text for h in reader.recall("password hint", session="x", k=5)]
+    assert texts == ["the password hint is a red fox"]

@@ -72,7 +72,7 @@ class PostgresEngine:
         self.qualified = f'"{store.schema}".{self.table}'
         self.messages = f'"{store.schema}".messages'
         self._checked_model = False
-        self._seen: dict[tuple[str, str], tuple[int, int]] = {}  # session -> (last_seq, count) when caught up
+        self._seen: dict[tuple[str, str], tuple[int, int, float]] = {}  # session -> (last_seq, count) when caught up
 
     # -- indexing ------------------------------------------------------------------------------------------------
     def index(self, work: Sequence[Work]) -> None:
@@ -168,7 +168,7 @@ class PostgresEngine:
         rows: list[tuple[Any, ...]] = []
         stale: dict[str, list[str]] = {}
         for info in infos:
-            stamp = (info.last_seq, info.message_count)
+            stamp = (info.last_seq, info.message_count, info.created_at.timestamp())
             if self._seen.get((info.namespace, info.id)) != stamp:
                 stale.setdefault(info.namespace, []).append(info.id)
                 self._seen[(info.namespace, info.id)] = stamp

@@ -56,6 +56,7 @@ class Segment:
         self.vectors: np.ndarray | None = None
         self.keyword = KeywordSegment()
         self.last_seq = 0
+        self.created: float | None = None
         self.lock = threading.RLock()
         self._times: np.ndarray | None = None
 
@@ -85,6 +86,10 @@ class Segment:
                 changed = bool(self.messages)
                 self.reset()
                 return changed
+            created = info.created_at.timestamp()
+            if self.created is not None and created != self.created:  # deleted and re-created elsewhere
+                self.reset()
+            self.created = created
             if info.last_seq == self.last_seq and info.message_count == len(self.messages):
                 return False
             fresh: list[Message] = []

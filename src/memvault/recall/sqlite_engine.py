@@ -120,7 +120,7 @@ class _Scope:
 
     __slots__ = ("keyword", "pks", "roles", "stamp", "times", "vectors")
 
-    def __init__(self, stamp: tuple[int, int], pks: np.ndarray, vectors: np.ndarray, times: np.ndarray,
+    def __init__(self, stamp: tuple[int, int, float], pks: np.ndarray, vectors: np.ndarray, times: np.ndarray,
                  roles: list[str], keyword: KeywordSegment) -> None:
         self.stamp = stamp
         self.pks = pks
@@ -238,7 +238,7 @@ class SQLiteEngine:
         self._checked_model = True
 
     def _session(self, c: sqlite3.Connection, info: SessionInfo) -> _Scope:
-        stamp = (info.last_seq, info.message_count)
+        stamp = (info.last_seq, info.message_count, info.created_at.timestamp())  # created_at: a re-created session
         key = (info.namespace, info.id)
         with self._lock:
             cached = self._cache.get(key)
