@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import subprocess
 import sys
 import tempfile
@@ -484,8 +485,36 @@ except BackendUnavailable as exc:
 """
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:1", "10.255.255.1:5432"])  # refused; silently dropped (timeout)
-def test_unreachable_server_fails_fast_with_masked_url(host: str) -> None:
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback TCP server that accepts connections and never answers (a hung server, without leaving the host)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_unreachable_server_fails_fast_with_masked_url(kind: str, request: pytest.FixtureRequest) -> None:
+    host = "127.0.0.1:1" if kind == "refused" else request.getfixturevalue("silent_server")
     url = f"postgresql://app:{SECRET}@{host}/db"
     done = subprocess.run([sys.executable, "-c", UNREACHABLE, url], capture_output=True, text=True, timeout=60)
     assert SECRET not in done.stdout + done.stderr
