@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -144,6 +145,7 @@ def postgres_section(sizes: list[int], queries: list[str], vocab: list[str], emb
         mem.close()
     finally:
         server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
     return out
 
 
