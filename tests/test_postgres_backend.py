@@ -408,7 +408,7 @@ async def test_async_face_is_native(store: PostgresStore, monkeypatch: pytest.Mo
     assert isinstance(aio, PostgresAsyncStore)
     results = await asyncio.gather(*(aio.append("ns", "a", records(f"m{i}"), OPTS) for i in range(40)))
     assert sorted(seq for r in results for seq in r) == list(range(1, 41))
-    assert isinstance(store._apool, AsyncConnectionPool)
+    assert all(isinstance(c, psycopg.AsyncConnection) for c in store._apool._idle)  # type: ignore[union-attr]
     assert [m.seq for m in await aio.read("ns", "a", last=3)] == [38, 39, 40]
     assert (await aio.get_session("ns", "a")).message_count == 40  # type: ignore[union-attr]
     await aio.put_record("ns", "a", "summary", "1", {"t": "x"})
@@ -578,3 +578,20 @@ def test_statement_timeout_is_a_clear_error(postgres_url: str, schema: str) -> N
         assert store.count("ns", "s") == 0  # the pool still works afterwards
     finally:
         store.close()
+
+
+def test_async_face_leaves_no_background_tasks_behind(postgres_url: str, schema: str) -> None:
+    """A pool's maintenance tasks left on a loop make asyncio.run() hang at shutdown (psycopg_pool's workers swallow
+    CancelledError); the connections memvault opens per loop must leave no task running between calls."""
+    store = PostgresStore.from_url(postgres_url, schema=schema)
+    store.append("ns", "s", records("one"), OPTS)
+
+    async def use(text: str) -> set[asyncio.Task[Any]]:
+        await store.aio.append("ns", "s", records(text), OPTS)
+        assert (await store.aio.read("ns", "s", last=1))[0].text == text
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    for i in range(3):  # a new loop each time, as repeated asyncio.run() calls do
+        assert asyncio.run(use(f"loop {i}")) == set()
+    assert [m.text for m in store.read("ns", "s")] == ["one", "loop 0", "loop 1", "loop 2"]
+    store.close()

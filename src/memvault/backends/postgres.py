@@ -1264,7 +1264,7 @@ class PostgresStore(Store):
                     await apool.close(timeout=1.0)
         await asyncio.to_thread(self.close)
 
-    async def _apool_get(self) -> AsyncConnectionPool[Any]:
+    async def _apool_get(self) -> AsyncConnectionPool[Any] | _LoopConnections:
         if self._closed:
             raise PoolClosed("store closed")
         loop = asyncio.get_running_loop()
@@ -1275,15 +1275,7 @@ class PostgresStore(Store):
                 conninfo, kwargs = self._pool.conninfo, dict(self._pool.kwargs or {})
             else:
                 conninfo, kwargs = self._conninfo, dict(self._kwargs)
-            pool = AsyncConnectionPool(
-                conninfo,
-                kwargs=kwargs,
-                min_size=self.min_size,
-                max_size=self.max_size,
-                timeout=self.pool_timeout,
-                open=False,
-                name="memvault-async",
-            )
+            pool = _LoopConnections(conninfo, kwargs, self.max_size, self.pool_timeout)
             self._apool, self._apool_loop, self._apool_owned = pool, loop, True
         if pool.closed:
             await pool.open(wait=False)
@@ -1291,6 +1283,75 @@ class PostgresStore(Store):
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self._display} schema={self.schema}>"
+
+
+
+class _LoopConnections:
+    """Idle async connections of ONE event loop, with no background tasks.
+
+    Why not an ``AsyncConnectionPool`` made on the user's behalf: its maintenance workers catch ``CancelledError``,
+    so a pool still open when its event loop ends makes ``asyncio.run()`` wait forever while cancelling them (seen in
+    CI). Pools the user hands in are theirs to close; the ones memvault makes per loop are these. Same interface as
+    the parts of ``AsyncConnectionPool`` the store uses, and the same transaction rule on return: commit when the
+    block succeeded, roll back when it raised; broken connections are dropped.
+    """
+
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], max_size: int, timeout: float) -> None:
+        self.conninfo, self.kwargs = conninfo, kwargs
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_size)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self.closed = False
+
+    async def open(self, wait: bool = False) -> None:
+        self.closed = False
+
+    async def _take(self) -> psycopg.AsyncConnection[Any]:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                return conn
+            await conn.close()
+        return await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+
+    @contextlib.asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self.closed:
+            raise PoolClosed("store closed")
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout if timeout is not None else self._timeout)
+        except asyncio.TimeoutError:
+            raise PoolTimeout(f"no connection free within {self._timeout:g}s") from None
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            conn = await self._take()
+            try:
+                yield conn
+            except BaseException:
+                if not conn.closed and not conn.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.rollback()
+                raise
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await conn.commit()
+        except BaseException:
+            if conn is not None:
+                await conn.close()
+            raise
+        else:
+            if self.closed or conn.broken:
+                await conn.close()
+            else:
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    async def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
 
 class PostgresAsyncStore:
