@@ -163,11 +163,14 @@ class MemvaultChatMessageHistory(BaseChatMessageHistory):
         return None
 
     def _recall_kwargs(self, recent: list[Message]) -> dict[str, Any]:
+        # Neighbour smoothing is off here: the query's own turn sits in the recent window, and smoothing would lend
+        # its (perfect) relevance to the turn just before it instead of surfacing the older turns that matter.
         return {
             "session": self.session.id,
             "namespace": self.session.namespace,
             "k": self.recall_k + len(recent),
             "mode": "hybrid",
+            "neighbour_weight": 0.0,
         }
 
     def _assemble(self, summary: Any, recent: list[Message], hits: list[Any] | None) -> list[BaseMessage]:
