@@ -18,6 +18,8 @@ def test_demo_writes_and_reads_back_from_a_new_process(tmp_path, monkeypatch):
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
     assert "memory survived the restart" in result.output
+    assert "hybrid recall" in result.output and "Paris on 14 March" in result.output
+    assert "90-token context" in result.output
     with Memory() as mem:  # the embedded default under MEMVAULT_HOME
         assert [m.text for m in mem.session("memvault-demo").messages()] == [c for _, c in DEMO_TURNS]
     assert (tmp_path / "memvault.db").exists()
@@ -69,3 +71,19 @@ def test_unknown_scheme_is_refused():
     result = runner.invoke(app, ["sessions", "list", "--url", "ftp://x"])
     assert result.exit_code == 2
     assert "unknown backend scheme" in result.output
+
+
+def test_recall_and_reindex_commands(tmp_path):
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with Memory(url, embedder="hash") as mem:
+        s = mem.session("trip", user_id="u1")
+        s.add("user", "I am flying to Lisbon in June")
+        s.add("user", "My dog is called Rex")
+    reindexed = runner.invoke(app, ["reindex", "--url", url, "--embedder", "hash"])
+    assert reindexed.exit_code == 0, reindexed.output
+    assert "re-embedded 2 messages with hash" in reindexed.output
+    found = runner.invoke(app, ["recall", "Lisbon", "--url", url, "--user", "u1", "-k", "1", "--embedder", "hash"])
+    assert found.exit_code == 0, found.output
+    assert "Lisbon" in found.output and "Rex" not in found.output
+    bad = runner.invoke(app, ["recall", "x", "--url", url, "--mode", "psychic", "--embedder", "hash"])
+    assert bad.exit_code == 1 and "mode must be one of" in bad.output

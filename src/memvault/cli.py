@@ -38,8 +38,12 @@ DEMO_TURNS = [
 
 
 def _open(url: str | None, namespace: str | None = None) -> Memory:
+    return _open_with(url, namespace)
+
+
+def _open_with(url: str | None, namespace: str | None = None, **options: Any) -> Memory:
     try:
-        return Memory(url, namespace=namespace)
+        return Memory(url, namespace=namespace, **options)
     except MemvaultError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -190,6 +194,51 @@ def sessions_stats(url: UrlOpt = None) -> None:
 
 
 @app.command()
+def reindex(
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    embedder: Annotated[str, typer.Option(help="'default' (offline MiniLM) or 'hash'.")] = "default",
+) -> None:
+    """Re-embed every message of a namespace (after an embedder change), with a progress bar."""
+    from rich.progress import Progress
+
+    with _open_with(url, namespace, embedder=embedder) as mem, Progress(console=err) as bar:
+        task = bar.add_task("re-embedding", total=None)
+        try:
+            done = mem.reindex(lambda n, total: bar.update(task, completed=n, total=total))
+        except MemvaultError as exc:
+            _fail(exc)
+        model = mem.index_status().model_id
+    console.print(f"re-embedded {done} messages with {model}")
+
+
+@app.command()
+def recall(
+    query: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's sessions.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many hits.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or keyword.")] = "hybrid",
+    embedder: Annotated[str, typer.Option(help="'default' (offline MiniLM) or 'hash'.")] = "default",
+) -> None:
+    """Hybrid recall: what did we say about QUERY?"""
+    with _open_with(url, namespace, embedder=embedder) as mem:
+        try:
+            hits = mem.recall(query, session=session, user_id=user, k=k, mode=mode)
+        except MemvaultError as exc:
+            _fail(exc)
+        table = Table(title=f"recall {query!r}")
+        for col in ("score", "session", "seq", "role", "content"):
+            table.add_column(col)
+        for hit in hits:
+            m = hit.message
+            table.add_row(f"{hit.score:.3f}", hit.session_id, str(m.seq), m.role, m.text[:120])
+        console.print(table)
+
+
+@app.command()
 def doctor(url: UrlOpt = None) -> None:
     """Which backend, is it reachable, schema version, counts."""
     target = url or default_url()
@@ -257,6 +306,23 @@ def demo(
     console.print("[green]memory survived the restart[/green]" if survived else "[red]mismatch![/red]")
     if not survived:
         raise typer.Exit(1)
+    with _open(target) as mem:
+        question = "when is my trip?"
+        started = time.perf_counter()
+        hits = mem.recall(question, session=session_id, k=2)
+        recall_ms = (time.perf_counter() - started) * 1000
+        table = Table(title=f"3. hybrid recall (offline MiniLM + BM25): {question!r} in {recall_ms:.0f} ms")
+        for col in ("score", "seq", "content"):
+            table.add_column(col)
+        for hit in hits:
+            table.add_row(f"{hit.score:.2f}", str(hit.message.seq), hit.message.text)
+        console.print(table)
+        ctx = mem.context(session_id, query=question, budget_tokens=90, model="gpt-4o")
+        spent = ", ".join(f"{name} {part.tokens}" for name, part in ctx.parts.items())
+        console.print(f"[bold]4.[/bold] a 90-token context for gpt-4o: {len(ctx.messages)} messages, "
+                      f"{ctx.tokens} tokens ({spent})")
+        for m in ctx.messages:
+            console.print(f"   {m.role}: {m.text}")
 
 
 def main() -> None:  # pragma: no cover - console entry point
