@@ -988,12 +988,23 @@ class FileStore(Store):
                 path = d / meta.file
                 kept: list[bytes] = []
                 removed = 0
+                # the kept lines keep their ids and seqs, only their offsets shift: carry the index over so the
+                # next append does not rescan the whole session
+                id_at = {offset: mid for offset, mid in index.order}
+                carried: _IdIndex | None = _IdIndex(meta.uid, meta.gen + 1, 0)
+                position = 0
                 for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=1 << 20):
                     if offset in doomed:
                         seq = _line_seq(line)
                         removed += _body_size(line, seq) if seq is not None else len(line)
+                        continue
+                    kept.append(line + b"\n")
+                    mid = id_at.get(offset)
+                    if carried is not None and mid is not None:
+                        carried.add(mid, index.ids[mid][0], position, len(line) + 1)
                     else:
-                        kept.append(line + b"\n")
+                        carried = None
+                    position += len(line) + 1
             finally:
                 os.close(fd)
             new = self._rewrite(d, meta, kept)
@@ -1001,7 +1012,11 @@ class FileStore(Store):
             new.size -= removed
             new.updated_at = max(new.updated_at, self.clock())
             self._commit(d, new)
-            self._forget(ns, sid)
+            if carried is not None and carried.gen == new.gen and new.uid == carried.uid:
+                carried.upto = new.bytes
+                self._remember((ns, sid), carried)
+            else:
+                self._forget(ns, sid)
             self._sweep(d, new)
             return len(doomed)
 
