@@ -276,3 +276,27 @@ def test_sqlite_ann_index_rebuilds_after_deletion(tmp_path: Path) -> None:
         assert ann_files[0].exists()
         dense = mem.recall("volcano", user_id="u", k=5, mode="dense")
         assert all(h.session_id == "big" for h in dense)
+
+
+def test_sqlite_scope_grows_incrementally_after_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recall after an append decodes and indexes only the new messages (not the whole session again); any other
+    change (a delete) still reloads the session."""
+    from memvault.recall import sqlite_engine
+
+    with Memory(f"sqlite:///{tmp_path / 'inc.db'}", embedder="hash") as mem:
+        s = mem.session("long")
+        s.extend([{"role": "user", "content": f"filler message number {i} about nothing"} for i in range(400)])
+        assert mem.recall_service.flush(30)
+        mem.recall("warm up the cache", session="long", k=1)
+        decoded: list[int] = []
+        real = sqlite_engine.decode_body
+        monkeypatch.setattr(sqlite_engine, "decode_body", lambda *a, **k: decoded.append(1) or real(*a, **k))
+        s.add("user", "the zebra password is marmalade")
+        assert mem.recall_service.flush(30)
+        hits = mem.recall("zebra marmalade", session="long", k=1, mode="keyword")
+        assert hits[0].message.text == "the zebra password is marmalade"
+        assert len(decoded) < 10  # the new message and the hits, never the 401 messages of the session
+        decoded.clear()
+        s.delete_messages([hits[0].message.id])
+        assert mem.recall("zebra marmalade", session="long", k=1, mode="keyword") == []
+        assert len(decoded) >= 400  # a delete is not an append: the session is reloaded

@@ -39,6 +39,25 @@ class KeywordSegment:
             self.lengths.append(sum(counts.values()))
         self._lengths_array = None
 
+    def extended(self, texts: Sequence[str]) -> KeywordSegment:
+        """A new segment = this one + ``texts``, copy-on-write: searches running on this one are not disturbed."""
+        new = KeywordSegment()
+        new.postings = dict(self.postings)
+        new.lengths = list(self.lengths)
+        new._arrays = dict(self._arrays)
+        touched: set[str] = set()
+        for text in texts:
+            position = len(new.lengths)
+            counts = Counter(terms(text))
+            for term, tf in counts.items():
+                if term not in touched:
+                    touched.add(term)
+                    new.postings[term] = list(new.postings.get(term, ()))
+                    new._arrays.pop(term, None)
+                new.postings[term].append((position, tf))
+            new.lengths.append(sum(counts.values()))
+        return new
+
     def posting(self, term: str) -> np.ndarray | None:
         array = self._arrays.get(term)
         if array is None:

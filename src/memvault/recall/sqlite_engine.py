@@ -244,6 +244,10 @@ class SQLiteEngine:
             cached = self._cache.get(key)
         if cached is not None and cached.stamp == stamp:
             return cached
+        if cached is not None and cached.stamp[2] == stamp[2] and cached.stamp[0] < stamp[0]:
+            grown = self._extend(c, info, cached, stamp)
+            if grown is not None:
+                return grown
         rows = c.execute(
             "SELECT v.pk, v.ts, v.role, v.vec, m.body FROM messages m JOIN recall_vectors v ON v.pk = m.pk "
             "WHERE m.namespace = ? AND m.session_id = ? ORDER BY m.seq",
@@ -251,14 +255,41 @@ class SQLiteEngine:
         ).fetchall()
         keyword = KeywordSegment()
         keyword.add([index_text(decode_body(r[4], session_id=None, seq=None)) for r in rows])
-        dim = self.embedder.dimension
-        vectors = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim) if rows else (
-            np.zeros((0, dim), dtype=np.float32))
-        scope = _Scope(stamp, np.array([r[0] for r in rows], dtype=np.int64), vectors,
+        scope = _Scope(stamp, np.array([r[0] for r in rows], dtype=np.int64), self._vectors(rows),
                        np.array([r[1] for r in rows], dtype=np.float64), [r[2] for r in rows], keyword)
         if len(rows) == info.message_count:
             with self._lock:
                 self._cache[key] = scope
+        return scope
+
+    def _vectors(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        dim = self.embedder.dimension
+        if not rows:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim)
+
+    def _extend(self, c: sqlite3.Connection, info: SessionInfo, cached: _Scope, stamp: tuple[int, int, float]
+                ) -> _Scope | None:
+        """The cached scope plus the messages appended since, or None when anything else changed (a delete, a trim,
+        a message still waiting for its vector): then the caller reloads the session."""
+        rows = c.execute(
+            "SELECT v.pk, v.ts, v.role, v.vec, m.body FROM messages m JOIN recall_vectors v ON v.pk = m.pk "
+            "WHERE m.namespace = ? AND m.session_id = ? AND m.seq > ? ORDER BY m.seq",
+            (info.namespace, info.id, cached.stamp[0]),
+        ).fetchall()
+        if len(cached.pks) + len(rows) != info.message_count:
+            return None
+        keyword = cached.keyword.extended([index_text(decode_body(r[4], session_id=None, seq=None)) for r in rows])
+        scope = _Scope(
+            stamp,
+            np.concatenate([cached.pks, np.array([r[0] for r in rows], dtype=np.int64)]),
+            np.vstack([cached.vectors, self._vectors(rows)]),
+            np.concatenate([cached.times, np.array([r[1] for r in rows], dtype=np.float64)]),
+            cached.roles + [r[2] for r in rows],
+            keyword,
+        )
+        with self._lock:
+            self._cache[(info.namespace, info.id)] = scope
         return scope
 
     def _pending_in(self, c: sqlite3.Connection, infos: Sequence[SessionInfo]) -> list[int]:
