@@ -16,12 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _stats import percentile
+
 from memvault import Memory, Message
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def fill(session: Any, size: int) -> None:

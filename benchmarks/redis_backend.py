@@ -23,7 +23,6 @@ import os
 import platform
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,29 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from _stats import summary
 
 from memvault import Memory, Message
 
 TEXT = "lorem ipsum dolor sit amet " * 4
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(appends: list[float], turns: list[float]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if appends:
-        out |= {"append_p50_ms": round(percentile(appends, 0.5), 4), "append_p95_ms": round(percentile(appends, 0.95), 4)}
-    if turns:
-        out |= {
-            "turn_p50_ms": round(percentile(turns, 0.5), 4),
-            "turn_p95_ms": round(percentile(turns, 0.95), 4),
-            "turn_mean_ms": round(statistics.fmean(turns), 4),
-            "turns": len(turns),
-        }
-    return out
 
 
 # -- servers ------------------------------------------------------------------------------------------------------
