@@ -22,12 +22,11 @@ import contextvars
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.storage.chat_store.base_db import AsyncDBChatStore, MessageStatus
 from llama_index.storage.chat_store.memvault._convert import is_archived, to_chat_message, to_message
-from llama_index.storage.chat_store.memvault.base import open_memory
+from llama_index.storage.chat_store.memvault.base import MemvaultStoreBase
 
-from memvault import Memory, Message
+from memvault import Message
 from memvault.memory import Session
 
 ARCHIVE_KIND = "llama_index.archived"
@@ -47,41 +46,16 @@ def _check_count(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
 
 
-class MemvaultAsyncChatStore(AsyncDBChatStore):
+class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
     """A persistent ``AsyncDBChatStore``: one memvault session per key, status as an archive watermark.
 
     ``Memory.from_defaults(session_id="alice", chat_store=MemvaultAsyncChatStore())`` keeps the conversation in
     memvault's embedded default; pass ``url=`` for any backend or ``memory=`` to share a memvault Memory.
     """
 
-    url: str | None = Field(default=None, description="memvault backend URL (None: MEMVAULT_URL or embedded SQLite)")
-    namespace: str | None = Field(default=None, description="memvault namespace (tenant) holding the keys")
-    user_id: str | None = Field(default=None, description="user id recorded on sessions created by this store")
-
-    _memory: Memory = PrivateAttr()
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        memory: Memory | None = None,
-        namespace: str | None = None,
-        user_id: str | None = None,
-        **memory_options: Any,
-    ) -> None:
-        super().__init__(url=url, namespace=namespace, user_id=user_id)
-        self._memory = open_memory(url, memory, memory_options)
-
     @classmethod
     def class_name(cls) -> str:
         return "MemvaultAsyncChatStore"
-
-    @property
-    def memory(self) -> Memory:
-        return self._memory
-
-    def session(self, key: str) -> Session:
-        return self._memory.session(key, namespace=self.namespace, user_id=self.user_id)
 
     async def aclose(self) -> None:
         await self._memory.aclose()

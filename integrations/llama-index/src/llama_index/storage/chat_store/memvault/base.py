@@ -12,7 +12,7 @@ from collections.abc import Generator
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 from llama_index.core.storage.chat_store.base import BaseChatStore
 from llama_index.storage.chat_store.memvault._convert import arun, call, run, to_chat_message, to_message
 
@@ -47,13 +47,8 @@ def open_memory(url: str | None, memory: Memory | None, options: dict[str, Any])
         return shared
 
 
-class MemvaultChatStore(BaseChatStore):
-    """A persistent ``BaseChatStore``: one memvault session per key.
-
-    ``MemvaultChatStore()`` uses memvault's embedded default (SQLite under ``$MEMVAULT_HOME``);
-    ``MemvaultChatStore(url="postgresql://…")`` any backend; ``MemvaultChatStore(memory=mem)`` shares a Memory.
-    ``namespace`` scopes the keys (tenants); ``user_id`` is recorded on sessions this store creates.
-    """
+class MemvaultStoreBase(BaseModel):
+    """What both memvault chat stores share: the backend fields, opening the Memory, and key -> session."""
 
     url: str | None = Field(default=None, description="memvault backend URL (None: MEMVAULT_URL or embedded SQLite)")
     namespace: str | None = Field(default=None, description="memvault namespace (tenant) holding the keys")
@@ -73,10 +68,6 @@ class MemvaultChatStore(BaseChatStore):
         super().__init__(url=url, namespace=namespace, user_id=user_id)
         self._memory = open_memory(url, memory, memory_options)
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "MemvaultChatStore"
-
     @property
     def memory(self) -> Memory:
         """The underlying memvault Memory."""
@@ -85,6 +76,20 @@ class MemvaultChatStore(BaseChatStore):
     def session(self, key: str) -> Session:
         """The memvault session behind ``key``."""
         return self._memory.session(key, namespace=self.namespace, user_id=self.user_id)
+
+
+class MemvaultChatStore(MemvaultStoreBase, BaseChatStore):
+    """A persistent ``BaseChatStore``: one memvault session per key.
+
+    ``MemvaultChatStore()`` uses memvault's embedded default (SQLite under ``$MEMVAULT_HOME``);
+    ``MemvaultChatStore(url="postgresql://…")`` any backend; ``MemvaultChatStore(memory=mem)`` shares a Memory.
+    ``namespace`` scopes the keys (tenants); ``user_id`` is recorded on sessions this store creates.
+    """
+
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MemvaultChatStore"
 
     def close(self) -> None:
         """Close the underlying Memory (shared per URL unless ``memory=`` or backend options were given)."""
