@@ -278,6 +278,123 @@ def test_sqlite_ann_index_rebuilds_after_deletion(tmp_path: Path) -> None:
         assert all(h.session_id == "big" for h in dense)
 
 
+def _ann_memory(tmp_path: Path, name: str = "ann.db") -> Memory:
+    mem = Memory(f"sqlite:///{tmp_path / name}", embedder="hash")
+    mem.recall_service.engine.exact_max = 50  # force the HNSW path for this small store
+    return mem
+
+
+def test_sqlite_ann_finds_a_message_whose_pk_was_reused(tmp_path: Path) -> None:
+    """Deleting the newest message lets SQLite hand its pk to the next one; the graph is keyed by the vector row's
+    own never-reused id, so the new text is found by dense search instead of the deleted one's vector."""
+    with _ann_memory(tmp_path) as mem:
+        s = mem.session("big")
+        s.extend([{"role": "user", "content": f"entry {i} about the {w}"} for i, w in
+                  enumerate(["lighthouse", "volcano", "glacier", "harbour"] * 20)])
+        s.add("user", "a quiet note about marmalade sandwiches")
+        assert mem.recall_service.flush(30)
+        assert mem.recall("marmalade sandwiches", namespace="default", k=1, mode="dense")
+        newest = s.messages()[-1]
+        s.delete_messages([newest.id])
+        s.add("user", "zeppelin hangar blueprint")
+        assert mem.recall_service.flush(30)
+        dense = mem.recall("zeppelin hangar blueprint", namespace="default", k=3, mode="dense")
+        assert dense[0].message.text == "zeppelin hangar blueprint"
+        assert all("marmalade" not in h.message.text for h in dense)
+
+
+def test_sqlite_ann_builds_in_background_and_answers_exactly_meanwhile(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from memvault.recall import ann
+
+    monkeypatch.setattr(ann, "BACKGROUND_OVER", 10)
+    with _ann_memory(tmp_path) as mem:
+        s = mem.session("big")
+        s.extend([{"role": "user", "content": f"entry {i} about the {w}"} for i, w in
+                  enumerate(["lighthouse", "volcano", "glacier", "harbour"] * 30)])
+        assert mem.recall_service.flush(30)
+        engine = mem.recall_service.engine
+        release = threading.Event()
+        real_rows = engine._rows_after
+        built_by: list[str] = []
+
+        def slow_rows(min_key: int):  # holds the builder until the first query has been answered
+            if threading.current_thread().name == "memvault-ann-build":
+                built_by.append("builder")
+                release.wait(10)
+            return real_rows(min_key)
+
+        monkeypatch.setattr(engine, "_rows_after", slow_rows)
+        during = mem.recall("glacier", namespace="default", k=5, mode="dense")
+        assert engine._ann is not None and engine._ann.building
+        release.set()
+        engine._ann.sync(engine._rows_after, 0)  # waits for the builder
+        assert built_by == ["builder"] and engine._ann.size == 120
+        after = mem.recall("glacier", namespace="default", k=5, mode="dense")
+        assert [h.score for h in during] == pytest.approx([h.score for h in after])  # (ids may differ among ties)
+        assert all("glacier" in h.message.text for h in after)
+
+
+def test_sqlite_background_indexer_keeps_the_ann_index_current(tmp_path: Path) -> None:
+    with _ann_memory(tmp_path) as mem:
+        s = mem.session("big")
+        s.extend([{"role": "user", "content": f"entry {i} about the {w}"} for i, w in
+                  enumerate(["lighthouse", "volcano", "glacier", "harbour"] * 20)])
+        assert mem.recall_service.flush(30)
+        mem.recall("volcano", namespace="default", k=3)  # a large scope: the index is now in use
+        index = mem.recall_service.engine._ann
+        before = index.size
+        s.extend([{"role": "user", "content": f"late entry {i}"} for i in range(30)])
+        assert mem.recall_service.flush(30)
+        assert index.size == before + 30  # added by the indexer, not by a query
+
+
+def test_sqlite_recall_tables_migrate_from_v1_keeping_vectors(tmp_path: Path) -> None:
+    from memvault.backends.sqlite import SQLiteStore
+    from memvault.recall import sqlite_engine
+
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    store.migrate("recall", sqlite_engine.MIGRATIONS[:1])
+    with Memory(store, embedder="hash") as mem:
+        mem.session("s").extend([{"role": "user", "content": f"old message {i} about rivers"} for i in range(5)])
+        model = HashEmbedder().model_id
+        with store.transaction() as c:  # embedded under v1 (pk-keyed vectors)
+            rows = c.execute("SELECT pk FROM recall_pending").fetchall()
+            c.executemany("INSERT INTO recall_vectors (pk, model, ts, role, vec) VALUES (?, ?, 0, 'user', ?)",
+                          [(pk, model, np.ones(HashEmbedder().dimension,
+                            dtype="<f4").tobytes()) for (pk,) in rows])
+            c.execute("DELETE FROM recall_pending")
+    with Memory(f"sqlite:///{path}", embedder="hash") as mem:
+        assert mem.index_status().indexed == 5
+        assert mem.recall("rivers", session="s", k=5, mode="keyword")
+        with mem.store.transaction(write=False) as c:
+            ids = [r[0] for r in c.execute("SELECT id FROM recall_vectors ORDER BY id")]
+        assert ids == [1, 2, 3, 4, 5]
+
+
+def test_sqlite_wide_scope_on_the_ann_path_keeps_users_namespaces_and_expiry_apart(tmp_path: Path) -> None:
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    with Memory(f"sqlite:///{tmp_path / 'wide.db'}", embedder="hash", clock=clock) as mem:
+        mem.recall_service.engine.exact_max = 50
+        mem.session("a1", user_id="alice").extend(
+            [{"role": "user", "content": f"alice entry {i} about the glacier"} for i in range(60)])
+        mem.session("b1", user_id="bob").extend(
+            [{"role": "user", "content": f"bob entry {i} about the glacier"} for i in range(60)])
+        mem.session("short", user_id="alice", ttl=10).add("user", "alice expiring glacier secret")
+        other = Memory(mem.store, namespace="tenant2", embedder="hash")
+        other.session("t", user_id="alice").add("user", "tenant two glacier secret")
+        assert mem.recall_service.flush(30) and other.recall_service.flush(30)
+        clock.advance(60)  # "short" has expired (not purged yet)
+        alice = mem.recall("glacier secret", user_id="alice", k=70)
+        assert len(alice) == 60 and all(h.session_id == "a1" and h.namespace == "default" for h in alice)
+        everyone = mem.recall("glacier", k=200)
+        assert {h.session_id for h in everyone} == {"a1", "b1"}
+        assert mem.recall_service.engine._ann is not None  # the wide path was taken
+
+
 def test_sqlite_scope_grows_incrementally_after_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A recall after an append decodes and indexes only the new messages (not the whole session again); any other
     change (a delete) still reloads the session."""

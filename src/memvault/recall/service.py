@@ -239,6 +239,16 @@ class RecallService:
             fetch_k=tuning.get("fetch_k", max(50, 4 * k)),
             neighbors=neighbors,
         )
+        if session is None and rfilter.sessions is None and query.strip():
+            # a namespace- or user-wide query on an engine that scopes in SQL: no listing of every session
+            wide = getattr(self.engine, "search_wide", None)
+            if wide is not None:
+                ns = self.memory.namespace if namespace is None else validate_id(namespace, "namespace")
+                uid = None if user_id is None else validate_id(user_id, "user id")
+                self.indexer.flush()
+                hits = wide(ns, uid, query, k, options, rfilter)
+                if hits is not None:
+                    return hits  # type: ignore[no-any-return]
         infos = self.scope(session, user_id, namespace)
         if rfilter.sessions is not None:
             infos = [i for i in infos if i.id in rfilter.sessions]

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from memvault.backends.sqlite import _LIVE
 from memvault.errors import EmbeddingModelMismatch
 from memvault.model import Message, SessionInfo, decode_body, to_epoch
 from memvault.recall.ann import AnnIndex
@@ -55,18 +56,7 @@ _TEXT = (
 )
 _CONVERSATION = "{ns} NOT LIKE '%#collections'"
 
-MIGRATIONS = [
-    f"""
-    CREATE VIRTUAL TABLE recall_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
-    CREATE TABLE recall_pending (pk INTEGER PRIMARY KEY);
-    CREATE TABLE recall_vectors (
-        pk      INTEGER PRIMARY KEY,
-        model   TEXT NOT NULL,
-        ts      REAL NOT NULL,
-        role    TEXT NOT NULL,
-        vec     BLOB NOT NULL
-    );
-    CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
+_TRIGGERS = f"""
     CREATE TRIGGER recall_messages_ai AFTER INSERT ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
     BEGIN
         INSERT INTO recall_fts (rowid, text) VALUES (new.pk, {_TEXT.format(b="new.body")});
@@ -85,9 +75,45 @@ MIGRATIONS = [
         DELETE FROM recall_vectors WHERE pk = old.pk;
         INSERT OR IGNORE INTO recall_pending (pk) VALUES (new.pk);
     END;
+"""
+
+MIGRATIONS = [
+    f"""
+    CREATE VIRTUAL TABLE recall_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
+    CREATE TABLE recall_pending (pk INTEGER PRIMARY KEY);
+    CREATE TABLE recall_vectors (
+        pk      INTEGER PRIMARY KEY,
+        model   TEXT NOT NULL,
+        ts      REAL NOT NULL,
+        role    TEXT NOT NULL,
+        vec     BLOB NOT NULL
+    );
+    CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
+    {_TRIGGERS}
     INSERT INTO recall_fts (rowid, text)
         SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE {_CONVERSATION.format(ns="namespace")};
     INSERT INTO recall_pending (pk) SELECT pk FROM messages WHERE {_CONVERSATION.format(ns="namespace")};
+    """,
+    # v2: vectors get their own never-reused id (the HNSW key). A message pk can be reused after the newest message
+    # is deleted, and a re-embedded message keeps its pk: keyed by pk, the graph would keep serving the old vector.
+    f"""
+    DROP TRIGGER recall_messages_ai;
+    DROP TRIGGER recall_messages_ad;
+    DROP TRIGGER recall_messages_au;
+    CREATE TABLE recall_vectors_v2 (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        pk      INTEGER NOT NULL UNIQUE,
+        model   TEXT NOT NULL,
+        ts      REAL NOT NULL,
+        role    TEXT NOT NULL,
+        vec     BLOB NOT NULL
+    );
+    INSERT INTO recall_vectors_v2 (pk, model, ts, role, vec) SELECT pk, model, ts, role, vec FROM recall_vectors
+        ORDER BY pk;
+    DROP TABLE recall_vectors;
+    ALTER TABLE recall_vectors_v2 RENAME TO recall_vectors;
+    CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
+    {_TRIGGERS}
     """,
 ]
 
@@ -148,9 +174,12 @@ class SQLiteEngine:
 
     # -- indexing ------------------------------------------------------------------------------------------------
     def index(self, work: Sequence[Work]) -> None:
-        """Background step: embed pending messages (of any writer) in batches."""
+        """Background step: embed pending messages (of any writer) in batches; keep the HNSW index (once a large
+        scope has asked for it) current, so queries never pay for more than the last few additions."""
         while self.catch_up(limit=BATCH) == BATCH:
             pass
+        if self._ann is not None:
+            self.ann(wait=False)
 
     def catch_up(self, *, limit: int | None = None, pks: Sequence[int] | None = None) -> int:
         """Embed pending messages (all, the first ``limit``, or those among ``pks``); returns how many."""
@@ -223,6 +252,8 @@ class SQLiteEngine:
     def close(self) -> None:
         with self._lock:
             self._cache.clear()
+        if self._ann is not None:
+            self._ann.flush()
 
     # -- search --------------------------------------------------------------------------------------------------
     def _check_model(self, c: sqlite3.Connection) -> None:
@@ -311,7 +342,9 @@ class SQLiteEngine:
         if pending:  # written by another process, or before recall was first used here
             self.catch_up(pks=pending)
         if total > self.exact_max:
-            return self._search_ann(infos, query, k, options, rfilter)
+            wanted = {(i.namespace, i.id) for i in infos}
+            return self._search_ann(lambda ns, sid, user, expires: (ns, sid) in wanted, total, query, k, options,
+                                    rfilter)
         with self.store.transaction(write=False) as c:
             self._check_model(c)
             scopes = [self._session(c, info) for info in infos]
@@ -411,25 +444,32 @@ class SQLiteEngine:
         return hits
 
     # -- large scopes: HNSW ----------------------------------------------------------------------------------------
-    def ann(self) -> AnnIndex:
+    def ann(self, *, wait: bool = True) -> AnnIndex | None:
+        """The HNSW index over every vector of this file, topped up with vectors added since its last sync; None
+        while a first build (or a rebuild) runs in the background (``wait=False``)."""
         if self._ann is None:
             path = self.store.path.with_name(self.store.path.name + f".recall-{self.embedder.model_id}.usearch")
             self._ann = AnnIndex(path, self.embedder.model_id, self.embedder.dimension)
+        index = self._ann
         with self.store.transaction(write=False) as c:
             self._check_model(c)
-            top = c.execute("SELECT max(pk) FROM recall_vectors").fetchone()[0] or 0
-            if top == self._ann.max_key and self._ann.size:
-                return self._ann  # nothing new (deletions are filtered at query time)
-            expected = int(c.execute("SELECT count(*) FROM recall_vectors").fetchone()[0])
-        self._ann.sync(self._rows_after, expected)
-        return self._ann
+            top = c.execute("SELECT max(id) FROM recall_vectors").fetchone()[0] or 0
+            if top == index.max_key and index.size and not index.building:
+                return index  # nothing new (deleted rows are filtered out at query time)
+            # counting 1M rows costs milliseconds: only when the index may be far from the table
+            if index.size == 0 or index.building or top - index.max_key > 0.05 * index.size:
+                expected = int(c.execute("SELECT count(*) FROM recall_vectors").fetchone()[0])
+            else:
+                expected = index.size + int(c.execute("SELECT count(*) FROM recall_vectors WHERE id > ?",
+                                                      (index.max_key,)).fetchone()[0])
+        return index if index.sync(self._rows_after, expected, wait=wait) else None
 
     def _rows_after(self, min_key: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         dim = self.embedder.dimension
         last = min_key
         while True:
             with self.store.transaction(write=False) as c:
-                rows = c.execute("SELECT pk, vec FROM recall_vectors WHERE pk > ? ORDER BY pk LIMIT 20000",
+                rows = c.execute("SELECT id, vec FROM recall_vectors WHERE id > ? ORDER BY id LIMIT 20000",
                                  (last,)).fetchall()
             if not rows:
                 return
@@ -437,44 +477,88 @@ class SQLiteEngine:
             yield keys, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
             last = int(keys[-1])
 
+    def _scan(self, q: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``count`` (ids, cosine) over the whole vectors table, in chunks: the answer while the HNSW
+        index is being built (seconds per query at 1M vectors instead of minutes of waiting)."""
+        best_keys = np.zeros(0, dtype=np.int64)
+        best = np.zeros(0, dtype=np.float32)
+        for keys, vectors in self._rows_after(0):
+            keys = np.concatenate([best_keys, keys])
+            sims = np.concatenate([best, vectors @ q])
+            top = np.argpartition(-sims, count)[:count] if len(sims) > count else np.arange(len(sims))
+            best_keys, best = keys[top], sims[top]
+        return best_keys, best
+
+    def search_wide(self, ns: str, user_id: str | None, query: str, k: int, options: SearchOptions,
+                    rfilter: RecallFilter) -> list[Hit] | None:
+        """A namespace- or user-wide query: over ``exact_max`` messages it is scoped by a predicate on each
+        candidate's session row (listing thousands of sessions per query would cost more than the search);
+        None when the scope is small enough for the exact path."""
+        now = self.store.clock()
+        sql = f"SELECT coalesce(sum(message_count), 0) FROM sessions WHERE namespace = ? AND {_LIVE}"
+        params: list[Any] = [ns, now]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        with self.store.transaction(write=False) as c:
+            total = int(c.execute(sql, params).fetchone()[0])
+        if total <= self.exact_max:
+            return None
+
+        def in_scope(m_ns: str, sid: str, user: str | None, expires: float | None) -> bool:
+            return m_ns == ns and (user_id is None or user == user_id) and (expires is None or expires > now)
+
+        return self._search_ann(in_scope, total, query, k, options, rfilter)
+
     def _search_ann(
-        self, infos: Sequence[SessionInfo], query: str, k: int, options: SearchOptions, rfilter: RecallFilter
+        self, in_scope: Callable[[str, str, str | None, float | None], bool], scope: int, query: str, k: int,
+        options: SearchOptions, rfilter: RecallFilter
     ) -> list[Hit]:
+        """Candidates from the HNSW graph and FTS5 (both over the whole file), filtered to the scope, re-scored
+        exactly and fused."""
         self.catch_up()
-        index = self.ann()
-        wanted = {(i.namespace, i.id) for i in infos}
-        fetch = max(options.fetch_k, 10 * k, 200)
+        index = self.ann(wait=False)
+        # both indexes cover the whole file: ask for more when the scope is a part of it, then filter to the scope
+        spread = min(20.0, max(1.0, (index.size if index is not None else scope) / max(scope, 1)))
+        fetch = int(max(options.fetch_k, 10 * k, 100) * spread)
         q = self.embedder.embed_query(query)
-        candidates: dict[int, list[float]] = {}
+        by_id: dict[int, float] = {}
         if options.mode != "keyword":
-            keys, sims = index.search(q, fetch)
-            for key, sim in zip(keys.tolist(), sims.tolist(), strict=True):
-                candidates[key] = [sim, np.nan]
+            if index is None:
+                logger.info("ANN index still building: scanning all vectors exactly for this query")
+            ids, sims = index.search(q, fetch) if index is not None else self._scan(q, fetch)
+            by_id = dict(zip(ids.tolist(), sims.tolist(), strict=True))
+        by_pk: dict[int, float] = {}
         if options.mode != "dense":
             match = fts_query(query)
             if match is not None:
                 with self.store.transaction(write=False) as c:
-                    for pk, score in c.execute(
+                    by_pk = dict(c.execute(
                         "SELECT rowid, -bm25(recall_fts) FROM recall_fts WHERE recall_fts MATCH ? "
-                        "ORDER BY bm25(recall_fts) LIMIT ?", (match, fetch * 4)):
-                        candidates.setdefault(pk, [np.nan, np.nan])[1] = score
-        if not candidates:
+                        "ORDER BY bm25(recall_fts) LIMIT ?", (match, fetch)).fetchall())
+        if not by_id and not by_pk:
             return []
-        pks = sorted(candidates)  # ties broken by age, not by the order HNSW happened to return
-        meta: dict[int, tuple[str, str, float, str, bytes | None]] = {}
+        # one row per candidate message in scope: pk -> (ts, role, vector)
+        meta: dict[int, tuple[float | None, str | None, bytes | None]] = {}
+        select = ("SELECT m.pk, v.ts, v.role, v.vec, m.namespace, m.session_id, s.user_id, s.expires_at "
+                  "FROM messages m JOIN sessions s ON s.namespace = m.namespace AND s.id = m.session_id "
+                  "LEFT JOIN recall_vectors v ON v.pk = m.pk WHERE ")
         with self.store.transaction(write=False) as c:
-            for part in _chunks(pks):
-                for row in c.execute(
-                    "SELECT m.pk, m.namespace, m.session_id, v.ts, v.role, v.vec FROM messages m "
-                    f"LEFT JOIN recall_vectors v ON v.pk = m.pk WHERE m.pk IN ({_marks(len(part))})", part):
-                    meta[row[0]] = row[1:]
-        chosen = [pk for pk in pks if pk in meta and (meta[pk][0], meta[pk][1]) in wanted]
+            for part in _chunks(list(by_id)):
+                for row in c.execute(select.replace("LEFT JOIN", "JOIN") + f"v.id IN ({_marks(len(part))})", part):
+                    if in_scope(*row[4:]):
+                        meta[row[0]] = row[1:4]
+            for part in _chunks([pk for pk in by_pk if pk not in meta]):
+                for row in c.execute(select + f"m.pk IN ({_marks(len(part))})", part):
+                    if in_scope(*row[4:]):
+                        meta[row[0]] = row[1:4]
+        chosen = sorted(meta)  # ties broken by age, not by the order the graph happened to return
         if rfilter.roles is not None:
-            chosen = [pk for pk in chosen if meta[pk][3] in rfilter.roles]
+            chosen = [pk for pk in chosen if meta[pk][1] in rfilter.roles]
         if rfilter.after is not None:
-            chosen = [pk for pk in chosen if meta[pk][2] is not None and meta[pk][2] >= rfilter.after]
+            chosen = [pk for pk in chosen if meta[pk][0] is not None and meta[pk][0] >= rfilter.after]
         if rfilter.before is not None:
-            chosen = [pk for pk in chosen if meta[pk][2] is not None and meta[pk][2] < rfilter.before]
+            chosen = [pk for pk in chosen if meta[pk][0] is not None and meta[pk][0] < rfilter.before]
         if rfilter.metadata is not None and chosen:
             with self.store.transaction(write=False) as c:
                 bodies = dict(c.execute(f"SELECT pk, body FROM messages WHERE pk IN ({_marks(len(chosen))})", chosen))
@@ -482,15 +566,12 @@ class SQLiteEngine:
         if not chosen:
             return []
         dim = self.embedder.dimension
-        vectors = np.stack([np.frombuffer(meta[pk][4], dtype="<f4") if meta[pk][4] else np.zeros(dim, np.float32)
+        vectors = np.stack([np.frombuffer(meta[pk][2], dtype="<f4") if meta[pk][2] else np.zeros(dim, np.float32)
                             for pk in chosen])
-        dense = vectors @ q
-        keyword = np.array([candidates[pk][1] for pk in chosen], dtype=np.float64)
-        keyword = np.nan_to_num(keyword, nan=0.0)
-        ages = self.store.clock() - np.array([meta[pk][2] or 0.0 for pk in chosen]) if options.recency_half_life else None
-        if options.mode == "keyword":
-            dense = None
+        dense = vectors @ q  # exact re-scoring of the (quantised) graph's candidates
+        keyword = np.array([by_pk.get(pk, 0.0) for pk in chosen], dtype=np.float64)
+        ages = self.store.clock() - np.array([meta[pk][0] or 0.0 for pk in chosen]) if options.recency_half_life else None
         flat = SearchOptions(**{**options.__dict__, "neighbour_weight": 0.0})
-        ranked = rank(k, flat, dense=dense, keyword=keyword if options.mode != "dense" else None, ages=ages,
-                      vectors=vectors)
+        ranked = rank(k, flat, dense=None if options.mode == "keyword" else dense,
+                      keyword=keyword if options.mode != "dense" else None, ages=ages, vectors=vectors)
         return self._hits([(chosen[r.index], r.score, r.signals) for r in ranked], options)
