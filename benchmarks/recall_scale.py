@@ -164,24 +164,37 @@ def time_queries(mem: Memory, queries: list[str], **options: Any) -> dict[str, f
     return percentiles(samples)
 
 
-def ann_recall(mem: Memory, embedder: SyntheticEmbedder, queries: list[str]) -> dict[str, float]:
+def ann_recall(mem: Memory, embedder: SyntheticEmbedder, queries: list[str]) -> dict[str, Any]:
     """Share of the exact top 10 found by the HNSW graph's own top 10, and by its top 100 re-scored exactly with
-    the float32 vectors (what a namespace-wide dense recall does)."""
+    the float32 vectors (what a namespace-wide dense recall does), at the engine's search breadth and at others."""
+    from memvault.recall import ann
+
     index = mem.recall_service.engine.ann(wait=True)
     with mem.store.transaction(write=False) as c:
         rows = c.execute("SELECT id, vec FROM recall_vectors ORDER BY id").fetchall()
     keys = np.array([r[0] for r in rows])
     position = {int(key): i for i, key in enumerate(keys)}
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), DIM)
-    graph = rescored = 0.0
-    for q in queries:
-        v = embedder.embed_query(q)
-        exact = set(keys[np.argsort(-(matrix @ v))[:10]].tolist())
-        found, _ = index.search(v, 100)
-        graph += len(exact & set(found[:10].tolist())) / 10
-        sims = matrix[[position[int(key)] for key in found]] @ v
-        rescored += len(exact & set(found[np.argsort(-sims)[:10]].tolist())) / 10
-    return {"graph_top10": round(graph / len(queries), 4), "top100_rescored": round(rescored / len(queries), 4)}
+    vectors = [embedder.embed_query(q) for q in queries]
+    exact = [set(keys[np.argpartition(-(matrix @ v), 10)[:10]].tolist()) for v in vectors]
+    out: dict[str, Any] = {"engine_ef": ann.expansion_for(index.size)}
+    default = ann.MAX_EXPANSION_SEARCH
+    try:
+        for ef in sorted({128, 256, 512, 1024, ann.expansion_for(index.size)}):
+            ann.MAX_EXPANSION_SEARCH = ann.EXPANSION_SEARCH = ef  # pins expansion_for() to ef
+            graph = rescored = 0.0
+            started = time.perf_counter()
+            for v, top in zip(vectors, exact, strict=True):
+                found, _ = index.search(v, 100)
+                graph += len(top & set(found[:10].tolist())) / 10
+                sims = matrix[[position[int(key)] for key in found]] @ v
+                rescored += len(top & set(found[np.argsort(-sims)[:10]].tolist())) / 10
+            out[f"ef{ef}"] = {"graph_top10": round(graph / len(queries), 4),
+                              "top100_rescored": round(rescored / len(queries), 4),
+                              "ms_per_query": round((time.perf_counter() - started) * 1000 / len(queries), 2)}
+    finally:
+        ann.MAX_EXPANSION_SEARCH, ann.EXPANSION_SEARCH = default, 128
+    return out
 
 
 def append_cost(mem: Memory, n: int = 300) -> dict[str, float]:
