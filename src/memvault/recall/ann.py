@@ -14,6 +14,7 @@ blocking for minutes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,9 +36,9 @@ BACKGROUND_OVER = 20_000
 SAVE_EVERY = 5_000
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
-EXPANSION_SEARCH = 128
+EXPANSION_SEARCH = 256
 #: the search breadth grows with the graph (size / 1000, at least EXPANSION_SEARCH): measured on clustered synthetic
-#: vectors, ef 128 keeps re-scored recall@10 near 0.97 up to 100K vectors but 1M vectors need ~1,000 (docs/recall.md)
+#: vectors, ef 256 keeps re-scored recall@10 near 0.97 up to 100K vectors but 1M vectors need ~1,000 (docs/recall.md)
 MAX_EXPANSION_SEARCH = 1024
 
 
@@ -63,9 +64,7 @@ class AnnIndex:
         self.last_build_s: float | None = None
 
     def _new(self) -> Any:
-        from usearch.index import Index
-
-        return Index(ndim=self.dimension, metric="cos", dtype=self.dtype, connectivity=CONNECTIVITY,
+        return _usearch_index()(ndim=self.dimension, metric="cos", dtype=self.dtype, connectivity=CONNECTIVITY,
                      expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
 
     def _load(self) -> None:
@@ -168,6 +167,17 @@ class AnnIndex:
             self.max_key = self.size = self._unsaved = 0
             for p in (self.path, self.meta_path):
                 p.unlink(missing_ok=True)
+
+
+def _usearch_index() -> Any:
+    """usearch's Index class, imported after onnxruntime: importing onnxruntime once usearch is loaded crashes the
+    process (segfault in onnxruntime's module init, usearch 2.26 / onnxruntime 1.31), and the default embedder
+    imports onnxruntime lazily, possibly after the first large-scope query."""
+    with contextlib.suppress(ImportError):  # a core dependency; without it only custom embedders are in use
+        import onnxruntime  # noqa: F401
+    from usearch.index import Index
+
+    return Index
 
 
 def _add(index: Any, rows: Rows, max_key: int) -> tuple[int, int]:
