@@ -197,6 +197,19 @@ def test_collection_given_vectors_and_mmr(hmem: Memory) -> None:
         col.upsert([Document("d", "w", vector=[1.0, 2.0])])
 
 
+def test_collection_search_sees_upserts_and_deletes_after_a_search(hmem: Memory) -> None:
+    """Searches cache the normalised matrix; a change between two searches must still show."""
+    col = hmem.collection("moving", embedder="hash-8")
+    col.upsert([Document("a", "x", vector=[1, 0, 0, 0, 0, 0, 0, 0]), Document("b", "y", vector=[0, 1, 0, 0, 0, 0, 0, 0])])
+    assert col.search(vector=[0, 0, 1, 0, 0, 0, 0, 0], k=1)[0].score == pytest.approx(0.0, abs=1e-6)
+    col.upsert([Document("c", "z", vector=[0, 0, 5, 0, 0, 0, 0, 0])])
+    assert [h.document.id for h in col.search(vector=[0, 0, 1, 0, 0, 0, 0, 0], k=1)] == ["c"]
+    col.upsert([Document("a", "x", vector=[0, 0, 2, 0.1, 0, 0, 0, 0])])  # replaced: now near the query too
+    assert {h.document.id for h in col.search(vector=[0, 0, 1, 0, 0, 0, 0, 0], k=2)} == {"a", "c"}
+    col.delete(["c"])
+    assert [h.document.id for h in col.search(vector=[0, 0, 1, 0, 0, 0, 0, 0], k=1)] == ["a"]
+
+
 def test_collections_are_isolated_from_conversations(hmem: Memory) -> None:
     _fill(hmem)
     hmem.collection("kb").upsert([Document("1", "peanuts are legumes")])

@@ -53,6 +53,7 @@ class Collection:
         self.embedder = embedder
         self._segment = Segment(self.ns, self.name, context=False)
         self._lock = threading.RLock()
+        self._normalised: tuple[np.ndarray, np.ndarray] | None = None
 
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, namespace={self.namespace!r}, model={self.embedder.model_id!r})"
@@ -163,6 +164,15 @@ class Collection:
         self._segment.sync(self.store, info, self.embedder)
         return self._segment
 
+    def _unit(self, vectors: np.ndarray) -> np.ndarray:
+        """The segment's vectors normalised, cached while the segment keeps the same matrix (normalising 100K
+        vectors costs more than searching them)."""
+        with self._lock:
+            cached = self._normalised
+            if cached is None or cached[0] is not vectors:
+                cached = self._normalised = (vectors, normalise(vectors))
+        return cached[1]
+
     def search(
         self,
         query: str | None = None,
@@ -194,7 +204,7 @@ class Collection:
             vectors = segment.vectors
         if not messages or vectors is None:
             return []
-        unit = normalise(vectors)
+        unit = self._unit(vectors)
         dense = keyword = None
         if mode != "keyword" or mmr is not None:
             q = np.asarray(vector, dtype=np.float32).reshape(-1) if vector is not None else None
