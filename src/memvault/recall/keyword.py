@@ -24,7 +24,7 @@ class KeywordSegment:
         self.postings: dict[str, list[tuple[int, int]]] = {}
         self.lengths: list[int] = []
         self._lengths_array: np.ndarray | None = None
-        self._arrays: dict[str, np.ndarray] = {}  # term -> int64 [n, 2] (position, tf), built on first use
+        self._arrays: dict[str, np.ndarray] = {}  # term -> int64 [n, 2] (position, tf), built on use
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -35,7 +35,6 @@ class KeywordSegment:
             counts = Counter(terms(text))
             for term, tf in counts.items():
                 self.postings.setdefault(term, []).append((position, tf))
-                self._arrays.pop(term, None)
             self.lengths.append(sum(counts.values()))
         self._lengths_array = None
 
@@ -53,18 +52,24 @@ class KeywordSegment:
                 if term not in touched:
                     touched.add(term)
                     new.postings[term] = list(new.postings.get(term, ()))
-                    new._arrays.pop(term, None)
                 new.postings[term].append((position, tf))
             new.lengths.append(sum(counts.values()))
         return new
 
     def posting(self, term: str) -> np.ndarray | None:
+        posting = self.postings.get(term)
+        if not posting:
+            return None
         array = self._arrays.get(term)
-        if array is None:
-            posting = self.postings.get(term)
-            if not posting:
-                return None
-            array = self._arrays[term] = np.asarray(posting, dtype=np.int64)
+        if array is None or len(array) != len(posting):
+            # postings only grow at the end, so an array built earlier is a prefix: convert only the tail (a term of
+            # every message, such as a speaker's name, would otherwise be rebuilt whole after each append)
+            if array is not None and len(array) < len(posting):
+                tail = np.asarray(posting[len(array):], dtype=np.int64).reshape(-1, 2)
+                array = np.concatenate([array, tail])
+            else:
+                array = np.asarray(posting, dtype=np.int64)
+            self._arrays[term] = array
         return array
 
     @property
