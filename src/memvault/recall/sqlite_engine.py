@@ -26,7 +26,7 @@ from memvault.backends.sqlite import _LIVE
 from memvault.errors import EmbeddingModelMismatch
 from memvault.model import Message, SessionInfo, decode_body, to_epoch
 from memvault.recall.ann import AnnIndex
-from memvault.recall.embedders import CachedEmbedder
+from memvault.recall.embedders import CachedEmbedder, similarities
 from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import Work
 from memvault.recall.keyword import KeywordSegment, bm25_scores
@@ -352,7 +352,7 @@ class SQLiteEngine:
         if not pairs:
             return []
         pks, vectors, segment = self._stacked(pairs)
-        dense = vectors @ self.embedder.embed_query(query) if options.mode != "keyword" or options.mmr else None
+        dense = similarities(vectors, self.embedder.embed_query(query)) if options.mode != "keyword" or options.mmr else None
         # small scopes: the same in-process BM25 as every other backend (measured better and faster on LoCoMo than
         # bm25() through a join; docs/recall.md); FTS5 serves the large scopes (_search_ann)
         keyword = bm25_scores([s.keyword for _, s in pairs], query) if options.mode != "dense" else None
@@ -484,7 +484,7 @@ class SQLiteEngine:
         best = np.zeros(0, dtype=np.float32)
         for keys, vectors in self._rows_after(0):
             keys = np.concatenate([best_keys, keys])
-            sims = np.concatenate([best, vectors @ q])
+            sims = np.concatenate([best, similarities(vectors, q)])
             top = np.argpartition(-sims, count)[:count] if len(sims) > count else np.arange(len(sims))
             best_keys, best = keys[top], sims[top]
         return best_keys, best
