@@ -40,12 +40,13 @@ import psycopg.errors
 
 from memvault.errors import EmbeddingModelMismatch
 from memvault.model import Message, SessionInfo, decode_body, from_epoch
-from memvault.recall.embedders import CachedEmbedder, similarities
+from memvault.recall.embedders import CachedEmbedder
 from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import Work
-from memvault.recall.keyword import KeywordSegment, bm25_scores
+from memvault.recall.keyword import KeywordSegment
 from memvault.recall.rank import rank
 from memvault.recall.segments import Segment
+from memvault.recall.service import search_segments
 from memvault.recall.text import STOP_WORDS, index_text
 from memvault.recall.types import Hit, IndexStatus, SearchOptions
 
@@ -426,40 +427,10 @@ class PostgresEngine:
     def _search_cached(
         self, segments: Sequence[Segment], query: str, k: int, options: SearchOptions, rfilter: RecallFilter
     ) -> list[Hit]:
-        """Rank the whole scope in process, exactly as :func:`memvault.recall.service.search_segments` does, over a
-        stacked matrix kept for the last multi-session scope (stacking it on every query would cost more than the
-        search) and with a single-threaded dot product (a multi-threaded BLAS call costs milliseconds on a busy
-        machine: measured 3.4 vs 0.3 ms for 5,000 x 384 on the loaded 2-core test machine)."""
-        vectors, segment_of, position = self._stacked(segments)
-        dense = keyword = None
-        if options.mode in ("hybrid", "dense") or options.mmr is not None:
-            dense = similarities(vectors, self.embedder.embed_query(query))
-        if options.mode in ("hybrid", "keyword"):
-            keyword = bm25_scores([s.keyword for s in segments], query)
-        ages = None
-        if options.recency_half_life:
-            ages = self.store.clock() - np.concatenate([s.times for s in segments])
-        if not rfilter.empty:
-            keep = np.flatnonzero([rfilter.accepts(m) for s in segments for m in s.messages])
-            if len(keep) == 0:
-                return []
-            dense = None if dense is None else dense[keep]
-            keyword = None if keyword is None else keyword[keep]
-            ages = None if ages is None else ages[keep]
-            vectors, segment_of, position = vectors[keep], segment_of[keep], position[keep]
-        ranked = rank(k, options, dense=None if options.mode == "keyword" else dense, keyword=keyword,
-                      segment=segment_of, ages=ages, vectors=vectors)
-        hits: list[Hit] = []
-        for r in ranked:
-            seg = segments[int(segment_of[r.index])]
-            pos = int(position[r.index])
-            message = seg.messages[pos]
-            around: list[Message] = []
-            if options.neighbors:
-                around = [m for m in seg.messages[max(0, pos - options.neighbors) : pos + options.neighbors + 1]
-                          if m is not message]
-            hits.append(Hit(message, r.score, r.signals, seg.sid, seg.ns, around))
-        return hits
+        """Rank the whole scope in process, exactly like the other engines, over a stacked matrix kept for the last
+        multi-session scope."""
+        return search_segments(segments, query, k, options, rfilter, self.embedder, now=self.store.clock(),
+                               stacked=self._stacked(segments))
 
     def _stacked(self, segments: Sequence[Segment]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectors, session index and position within the session of every message of ``segments``."""

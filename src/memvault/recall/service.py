@@ -109,12 +109,17 @@ def search_segments(
     embedder: CachedEmbedder,
     *,
     now: float,
+    stacked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> list[Hit]:
-    """Rank the messages of ``segments`` (in order) for ``query``."""
+    """Rank the messages of ``segments`` (in order) for ``query``. ``stacked``: the scope's (vectors, segment index,
+    position in segment) when the caller keeps them (stacking a large scope per query costs more than searching)."""
     messages = [m for s in segments for m in s.messages]
-    vectors = segments[0].vectors if len(segments) == 1 else np.vstack([s.vectors for s in segments])
-    segment_of = np.repeat(np.arange(len(segments)), [len(s) for s in segments])
-    position = np.concatenate([np.arange(len(s)) for s in segments])
+    if stacked is not None:
+        vectors, segment_of, position = stacked
+    else:
+        vectors = segments[0].vectors if len(segments) == 1 else np.vstack([s.vectors for s in segments])
+        segment_of = np.repeat(np.arange(len(segments)), [len(s) for s in segments])
+        position = np.concatenate([np.arange(len(s)) for s in segments])
     dense = keyword = None
     if options.mode in ("hybrid", "dense") or options.mmr is not None:
         dense = similarities(vectors, embedder.embed_query(query))
