@@ -7,7 +7,8 @@ Tables (component ``recall`` in ``schema_versions``):
   append's own transaction, so keywords are never stale and no extra round trip is paid).
 - ``recall_pending``: message pks still to embed, filled by the same insert trigger; its size is the backlog seen
   by every process. The background indexer (or a query) embeds them in batches into ``recall_vectors``.
-- ``recall_vectors``: pk -> model id, dimension, created_at, role, float32 vector.
+- ``recall_vectors``: message pk -> model id, created_at, role, float32 vector, plus its own never-reused id (the
+  HNSW key, schema v2).
 
 Documents of collections (namespaces ending in ``#collections``) are left to the collection code.
 """
