@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +71,24 @@ def zipf_texts(vocab: list[str], n: int, rng: np.random.Generator) -> list[str]:
     return [" ".join(vocab[i] for i in row) for row in ranks]
 
 
-def fill_sqlite(mem: Memory, start: int, stop: int, vocab: list[str], embedder: SyntheticEmbedder) -> None:
-    store = mem.store
-    engine = mem.recall_service.engine
+def appended_sessions(mem: Memory, start: int, stop: int, vocab: list[str], embedder: SyntheticEmbedder
+                      ) -> Iterator[tuple[str, list[int], np.ndarray]]:
+    """Append messages ``start..stop`` in sessions of PER_SESSION through the normal append path; yields each
+    session's id, seqs and synthetic vectors for the caller to store directly."""
     rng = np.random.default_rng(start)
     for first in range(start, stop, PER_SESSION):
         sid = f"s{first // PER_SESSION:06d}"
         texts = zipf_texts(vocab, min(PER_SESSION, stop - first), rng)
         records = [encode_body(Message(role="user" if i % 2 == 0 else "assistant", content=t)) for i, t in
                    enumerate(texts)]
-        store.append(mem.namespace, sid, records, AppendOptions(user_id=f"u{first // (PER_SESSION * 10)}"))
-        vectors = embedder.embed(texts)
+        seqs = mem.store.append(mem.namespace, sid, records, AppendOptions(user_id=f"u{first // (PER_SESSION * 10)}"))
+        yield sid, seqs, embedder.embed(texts)
+
+
+def fill_sqlite(mem: Memory, start: int, stop: int, vocab: list[str], embedder: SyntheticEmbedder) -> None:
+    store = mem.store
+    engine = mem.recall_service.engine  # before the appends: it creates the FTS / pending-queue triggers
+    for sid, _, vectors in appended_sessions(mem, start, stop, vocab, embedder):
         with store.transaction() as c:
             pks = [r[0] for r in c.execute(
                 "SELECT m.pk FROM recall_pending p JOIN messages m ON m.pk = p.pk WHERE m.namespace = ? AND "
@@ -95,14 +103,7 @@ def fill_sqlite(mem: Memory, start: int, stop: int, vocab: list[str], embedder: 
 def fill_postgres(mem: Memory, start: int, stop: int, vocab: list[str], embedder: SyntheticEmbedder) -> None:
     store = mem.store
     engine = mem.recall_service.engine
-    rng = np.random.default_rng(start)
-    for first in range(start, stop, PER_SESSION):
-        sid = f"s{first // PER_SESSION:06d}"
-        texts = zipf_texts(vocab, min(PER_SESSION, stop - first), rng)
-        records = [encode_body(Message(role="user" if i % 2 == 0 else "assistant", content=t)) for i, t in
-                   enumerate(texts)]
-        seqs = store.append(mem.namespace, sid, records, AppendOptions(user_id=f"u{first // (PER_SESSION * 10)}"))
-        vectors = embedder.embed(texts)
+    for sid, seqs, vectors in appended_sessions(mem, start, stop, vocab, embedder):
         copy = f"COPY {engine.qualified} (namespace, session_id, seq, model, embedding) FROM STDIN"
         with store.transaction() as conn, conn.cursor() as cur, cur.copy(copy) as cp:
             for seq, v in zip(seqs, vectors, strict=True):

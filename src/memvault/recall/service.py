@@ -197,8 +197,8 @@ class RecallService:
             self.engine.forget(ns, sid)
 
     # -- queries -------------------------------------------------------------------------------------------------
-    def scope(self, session: str | None, user_id: str | None, namespace: str | None) -> list[SessionInfo]:
-        ns = self.memory.namespace if namespace is None else validate_id(namespace, "namespace")
+    def scope(self, ns: str, session: str | None, user_id: str | None) -> list[SessionInfo]:
+        """The sessions of a recall scope in namespace ``ns`` (already validated)."""
         if session is not None:
             info = self.store.get_session(ns, validate_id(session))
             if info is None or (user_id is not None and info.user_id != user_id):
@@ -244,17 +244,16 @@ class RecallService:
             fetch_k=tuning.get("fetch_k", max(50, 4 * k)),
             neighbors=neighbors,
         )
-        if session is None and rfilter.sessions is None and query.strip():
+        ns = self.memory.namespace if namespace is None else validate_id(namespace, "namespace")
+        wide = getattr(self.engine, "search_wide", None)
+        if wide is not None and session is None and rfilter.sessions is None and query.strip():
             # a namespace- or user-wide query on an engine that scopes in SQL: no listing of every session
-            wide = getattr(self.engine, "search_wide", None)
-            if wide is not None:
-                ns = self.memory.namespace if namespace is None else validate_id(namespace, "namespace")
-                uid = None if user_id is None else validate_id(user_id, "user id")
-                self.indexer.flush()
-                hits = wide(ns, uid, query, k, options, rfilter)
-                if hits is not None:
-                    return hits  # type: ignore[no-any-return]
-        infos = self.scope(session, user_id, namespace)
+            uid = None if user_id is None else validate_id(user_id, "user id")
+            self.indexer.flush()
+            hits = wide(ns, uid, query, k, options, rfilter)
+            if hits is not None:
+                return hits  # type: ignore[no-any-return]
+        infos = self.scope(ns, session, user_id)
         if rfilter.sessions is not None:
             infos = [i for i in infos if i.id in rfilter.sessions]
         if not infos or not query.strip():
