@@ -546,7 +546,7 @@ class SQLiteEngine:
                   "LEFT JOIN recall_vectors v ON v.pk = m.pk WHERE ")
         with self.store.transaction(write=False) as c:
             for part in _chunks(list(by_id)):
-                for row in c.execute(select.replace("LEFT JOIN", "JOIN") + f"v.id IN ({_marks(len(part))})", part):
+                for row in c.execute(select + f"v.id IN ({_marks(len(part))})", part):
                     if in_scope(*row[4:]):
                         meta[row[0]] = row[1:4]
             for part in _chunks([pk for pk in by_pk if pk not in meta]):
