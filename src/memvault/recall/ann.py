@@ -44,6 +44,7 @@ MAX_EXPANSION_SEARCH = 1024
 
 
 def expansion_for(size: int) -> int:
+    """The search breadth (ef) for a graph of ``size`` vectors."""
     return int(min(MAX_EXPANSION_SEARCH, max(EXPANSION_SEARCH, size // 4000)))
 
 
@@ -88,6 +89,7 @@ class AnnIndex:
 
     @property
     def building(self) -> bool:
+        """True while a background thread builds the graph (searches then go to an exact scan)."""
         return self._builder is not None
 
     def sync(self, rows: Rows, expected: int, *, wait: bool = True) -> bool:
