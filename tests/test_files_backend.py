@@ -188,18 +188,28 @@ def test_listing_skips_a_corrupt_session_with_a_warning(mem, root, caplog):
     assert texts(mem.session("a").messages(last=1)) == ["a-4"]
 
 
-def test_bad_json_line_raises_and_moves_aside(mem, root):
+def test_a_damaged_line_is_skipped_and_reported_the_rest_is_served(mem, root, caplog):
     _fill(mem, "s", 6)
     path = messages_file(root, "s")
     lines = path.read_bytes().split(b"\n")
     lines[2] = b'{"seq":3,' + b"x" * (len(lines[2]) - 9)  # same length: only its content is broken
-    path.write_bytes(b"\n".join(lines))
-    assert texts(mem.session("s").messages(last=2)) == ["s-4", "s-5"]  # a tail read does not touch line 3
-    with pytest.raises(CorruptData) as err:
-        mem.session("s").messages()
-    assert err.value.path == str(path) and "line at byte" in str(err.value)
-    assert Path(err.value.moved_to, path.name).exists()
-    assert not sdir(root, "s").exists()
+    lines[4] = b"y" * len(lines[4])  # not even a seq left
+    damaged = b"\n".join(lines)
+    path.write_bytes(damaged)
+    s = mem.session("s")
+    with caplog.at_level(logging.WARNING, logger="memvault"):
+        assert texts(s.messages(last=2)) == ["s-5"]  # the last two lines: one intact, one damaged
+        assert texts(s.messages()) == ["s-0", "s-1", "s-3", "s-5"]
+        assert texts(s.messages(start=3)) == ["s-3", "s-5"]  # the seq search steps over damaged lines
+        assert texts(s.messages(start=5, stop=7)) == ["s-5"]
+    assert "damaged line at byte" in caplog.text and str(path) in caplog.text
+    assert mem.store.damaged_lines >= 3
+    assert sdir(root, "s").exists() and path.read_bytes() == damaged  # nothing moved, nothing dropped
+    s.add("user", "s-6")  # writes go on; the damaged lines stay in the file
+    assert texts(s.messages(last=2)) == ["s-5", "s-6"]
+    s.delete_messages([s.messages()[0].id])
+    assert texts(s.messages()) == ["s-1", "s-3", "s-5", "s-6"]
+    assert b"x" * 20 in messages_file(root, "s").read_bytes()  # kept through the rewrite
 
 
 def test_truncated_file_raises_and_moves_aside(mem, root):
@@ -215,12 +225,23 @@ def test_truncated_file_raises_and_moves_aside(mem, root):
     assert mem.session("s").count() == 0  # gone from the live store, kept on disk
 
 
-def test_records_file_garbage_raises(mem, root):
+def test_records_file_garbage_costs_only_the_records(mem, root, caplog):
     _fill(mem, "r")
     mem.store.put_record("default", "r", "summary", "1", {"t": "x"})
-    (sdir(root, "r") / "records.1.json").write_text("[not json")
-    with pytest.raises(CorruptData, match="records"):
-        mem.store.get_records("default", "r", "summary")
+    bad = sdir(root, "r") / "records.1.json"
+    bad.write_text("[not json")
+    with caplog.at_level(logging.WARNING, logger="memvault"):
+        assert mem.store.get_records("default", "r", "summary") == []
+    assert "records file" in caplog.text
+    aside = [p for p in sdir(root, "r").iterdir() if p.name.startswith("records.1.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == "[not json"  # kept for inspection
+    assert texts(mem.session("r").messages(last=5)) == [f"r-{i}" for i in range(5)]  # messages untouched
+    mem.store.put_record("default", "r", "summary", "2", {"t": "y"})
+    assert mem.store.get_records("default", "r", "summary") == [("2", {"t": "y"})]
+    bad2 = sdir(root, "r") / f"records.{mem.store._load_meta(sdir(root, 'r')).records}.json"
+    bad2.write_text("{")
+    mem.store.put_record("default", "r", "summary", "3", {"t": "z"})  # a write repairs too
+    assert mem.store.get_records("default", "r", "summary") == [("3", {"t": "z"})]
 
 
 def test_quarantine_never_overwrites_an_earlier_one(mem, root):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -558,7 +559,12 @@ def test_outage_raises_backend_unavailable_then_recovers(schema: str) -> None:
         with pytest.raises(BackendUnavailable):
             asyncio.run(store.aio.read("ns", "s"))
         server.start()
-        store.append("ns", "s", records("after"), OPTS)
+        for _ in range(50):  # the breaker lets a probe through each second: the first one after the restart wins
+            try:
+                store.append("ns", "s", records("after"), OPTS)
+                break
+            except BackendUnavailable:
+                time.sleep(0.1)
         assert [m.text for m in store.read("ns", "s")] == ["before", "after"]
         assert [m.text for m in asyncio.run(store.aio.read("ns", "s"))] == ["before", "after"]
         store.close()
@@ -627,3 +633,74 @@ def test_append_reads_a_constant_number_of_index_entries(postgres_url: str, sche
         assert per_append < 20, f"{per_append:.0f} index/heap entries read per append: a scan crept back in"
         assert store.count("ns", "grow") == 30 + 3000 + 20 + 1
         store.close()
+
+
+def test_outage_with_spool_opens_the_breaker_so_nothing_waits(schema: str, tmp_path) -> None:
+    """#11.13 with default timeouts: the first call after the server went away detects it (within the 2 s
+    unavailable_timeout, not the 10 s pool timeout); after that, writes go straight to the spool and reads fail
+    without touching the server; once it is back the prober replays in the background and the pool is fresh.
+    (Latencies are measured in benchmarks/outage.py.)"""
+    server = start_embedded(Path(tempfile.mkdtemp(prefix="mvpg-spool-")) / "data")
+    try:
+        mem = Memory(server.url, schema=schema, fallback="spool", spool_path=tmp_path / "spool.db", spool_retry=0.5)
+        spool, inner = mem.store, mem.store.inner
+        assert "native_async" not in spool.capabilities  # its async face is the threaded one
+        assert inner.unavailable_timeout == 2.0
+        s = mem.session("chat")
+        s.add("user", "before")
+        server.stop()
+        assert s.add("user", "during 0").seq is None  # detected and spooled
+        calls = {"append": 0, "read": 0}
+        for name in calls:
+            real = getattr(inner, name)
+
+            def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+                calls[_name] += 1
+                return _real(*args, **kwargs)
+
+            setattr(inner, name, spy)
+        assert [s.add("user", f"during {i}").seq for i in range(1, 20)] == [None] * 19
+        with pytest.raises(BackendUnavailable, match="unavailable"):
+            s.messages()
+        assert calls == {"append": 0, "read": 0}  # the breaker is open: the server is not even tried
+        assert spool.pending() == 20
+        old_pool = inner._pool
+        server.start()  # the background prober finds it
+        deadline = time.monotonic() + 30
+        while spool.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert spool.pending() == 0
+        assert inner._pool is not old_pool  # the backed-off pool was replaced by a fresh one
+        assert s.add("user", "after").seq is not None  # straight to the server again
+        assert [m.text for m in s.messages()] == ["before", *[f"during {i}" for i in range(20)], "after"]
+        mem.close()
+    finally:
+        server.close()
+
+
+def test_outage_without_spool_fails_fast_after_the_first_call(schema: str) -> None:
+    server = start_embedded(Path(tempfile.mkdtemp(prefix="mvpg-fast-")) / "data")
+    try:
+        store = PostgresStore.from_url(server.url, schema=schema)
+        store.append("ns", "s", records("before"), OPTS)
+        server.stop()
+        with pytest.raises(BackendUnavailable):
+            store.read("ns", "s")
+        assert store._down_since is not None  # found down: the breaker is open
+        for _ in range(4):
+            with pytest.raises(BackendUnavailable, match="next reconnect probe"):
+                store.read("ns", "s")  # no pool wait: refused at once until the next probe
+        with pytest.raises(BackendUnavailable, match="next reconnect probe"):
+            asyncio.run(store.aio.read("ns", "s"))
+        server.start()
+        for _ in range(50):
+            try:
+                assert [m.text for m in store.read("ns", "s")] == ["before"]
+                break
+            except BackendUnavailable:
+                time.sleep(0.1)
+        assert store._down_since is None
+        assert [m.text for m in asyncio.run(store.aio.read("ns", "s"))] == ["before"]
+        store.close()
+    finally:
+        server.close()

@@ -253,6 +253,8 @@ def test_sqlite_backlog_is_visible_across_processes(tmp_path: Path) -> None:
             writer.session("w").extend([{"role": "user", "content": f"line {i}"} for i in range(25)])
         assert reader.index_status().backlog == 25
         assert reader.recall("line 7", session="w", k=1, mode="keyword")[0].message.text == "line 7"
+        assert reader.index_status().backlog == 25  # keyword recall needs no vectors: it embeds nothing
+        assert reader.recall("line 7", session="w", k=1)[0].message.text == "line 7"
         assert reader.index_status().backlog == 0
 
 

@@ -21,16 +21,15 @@ Semantics every backend must honour (the conformance suite in ``tests/conformanc
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from memvault.errors import InvalidCursor, InvalidFilter
+from memvault.cursors import decode_cursor, encode_cursor
 from memvault.model import Message, Page, Record, SessionInfo
+from memvault.validation import check_limit, metadata_matches
 
 Clock = Callable[[], float]
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -139,6 +138,15 @@ class Store(ABC):
         """Delete messages by id; return how many were deleted. Remaining order and seqs are kept."""
 
     @abstractmethod
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        """Atomically delete and return messages, in seq order: up to ``count`` starting at position ``index`` of
+        the session's seq-ordered messages (``index`` < 0 counts from the end, as in Python; [] when there is no
+        such position), or those of ``ids`` that exist. Exactly one of ``index`` / ``ids`` is given. Two concurrent
+        pops never return the same message: what one returns, it alone deleted."""
+
+    @abstractmethod
     def count(self, ns: str, sid: str) -> int:
         """Number of messages in the session (0 when it does not exist)."""
 
@@ -195,33 +203,12 @@ class ThreadedAsyncStore:
 # -- helpers shared by backends -----------------------------------------------------------------------------------
 
 
-def encode_cursor(updated_at: float, sid: str) -> str:
-    raw = json.dumps([updated_at, sid], ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        updated_at, sid = json.loads(raw)
-        if not isinstance(sid, str):
-            raise TypeError("bad id")
-        return float(updated_at), sid
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursor(f"invalid cursor {cursor[:40]!r}: pass back the next_cursor of a previous page") from exc
-
-
-def check_limit(limit: int) -> int:
-    if not isinstance(limit, int) or limit < 1:
-        raise InvalidFilter(f"limit must be a positive int, got {limit!r}")
-    return min(limit, MAX_PAGE)
-
-
-def metadata_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
-    """Equality on every key of ``wanted`` (the session-listing metadata filter)."""
-    if not wanted:
-        return True
-    return all(key in metadata and metadata[key] == value for key, value in wanted.items())
+def pop_range(size: int, index: int, count: int) -> tuple[int, int] | None:
+    """The positions ``[start, stop)`` that ``pop_messages(index=, count=)`` removes from ``size`` messages."""
+    start = index + size if index < 0 else index
+    if count < 1 or start < 0 or start >= size:
+        return None
+    return start, min(start + count, size)
 
 
 def session_matches(info: SessionInfo, query: SessionQuery) -> bool:
@@ -247,8 +234,8 @@ def after_cursor(info: SessionInfo, cursor: tuple[float, str] | None) -> bool:
 
 def page_of(infos: Sequence[SessionInfo], query: SessionQuery) -> Page[SessionInfo]:
     """Sort, apply the cursor and cut one page, for backends that filter in process."""
-    limit = check_limit(query.limit)
-    cursor = decode_cursor(query.cursor) if query.cursor else None
+    limit = check_limit(query.limit, maximum=MAX_PAGE)
+    cursor = decode_cursor(query.cursor, float, str) if query.cursor else None
     ordered = sorted(
         (i for i in infos if after_cursor(i, cursor)),
         key=lambda i: (i.updated_at.timestamp(), i.id),

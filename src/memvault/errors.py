@@ -15,6 +15,10 @@ class InvalidMessage(MemvaultError, ValueError):
     """A message cannot be stored: unknown role, non-JSON metadata, non-UTF-8 text, ..."""
 
 
+class InvalidMetadata(InvalidMessage):
+    """Session or message metadata is not storable: not a dict, non-str keys, NaN, too deep or too large, ..."""
+
+
 class MessageTooLarge(InvalidMessage):
     """A message's encoding is larger than the store's ``max_message_bytes``."""
 
@@ -75,6 +79,7 @@ __all__ = [
     "InvalidCursor",
     "InvalidFilter",
     "InvalidMessage",
+    "InvalidMetadata",
     "InvalidPolicy",
     "InvalidSessionId",
     "InvalidURL",

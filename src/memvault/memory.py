@@ -6,14 +6,14 @@ plain method and an ``a``-prefixed coroutine twin.
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from memvault.contract import AppendOptions, SessionQuery, Store, check_limit
+from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store
 from memvault.drive import Call, Emit, Op, iter_async, iter_sync, run_async, run_sync
-from memvault.errors import CorruptData, InvalidFilter, InvalidMessage, SessionNotFound
+from memvault.errors import EmbeddingModelMismatch, InvalidFilter, InvalidMessage, InvalidSessionId, SessionNotFound
 from memvault.model import (
     DEFAULT_NAMESPACE,
     Content,
@@ -21,24 +21,29 @@ from memvault.model import (
     Page,
     Record,
     SessionInfo,
-    decode_line,
     encode_body,
     encode_line,
+    parse_export,
     session_header,
-    to_epoch,
-    validate_id,
     with_seq,
 )
 from memvault.urls import open_store
+from memvault.validation import (
+    check_cursor,
+    check_limit,
+    check_max_messages,
+    check_metadata_filter,
+    check_non_negative,
+    check_session_metadata,
+    check_time,
+    check_ttl,
+    validate_id,
+    validate_namespace,
+)
 
+logger = logging.getLogger("memvault")
 _DEFAULT: Any = object()  # "use the store's default" (distinct from None, which means "never")
 EXPORT_PAGE = 500
-
-
-def _check_non_negative(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise InvalidFilter(f"{name} must be a non-negative int, got {value!r}")
 
 
 def _as_message(item: Message | Mapping[str, Any]) -> Message:
@@ -75,10 +80,11 @@ class Memory:
     ) -> None:
         if clock is not None:
             options["clock"] = clock
+        self.namespace = DEFAULT_NAMESPACE if namespace is None else validate_namespace(namespace)
+        chosen_ttl = None if ttl is _DEFAULT else check_ttl(ttl)
+        self.max_messages = check_max_messages(max_messages)
         self.store: Store = open_store(url, **options)
-        self.namespace = validate_id(namespace or DEFAULT_NAMESPACE, "namespace")
-        self.ttl: float | None = self.store.default_ttl if ttl is _DEFAULT else ttl
-        self.max_messages = max_messages
+        self.ttl: float | None = self.store.default_ttl if ttl is _DEFAULT else chosen_ttl
         self._closed = False
         #: callables ``hook(event, namespace, session_id, payload)`` run after each successful write; services
         #: (the recall indexer) subscribe here instead of touching backends. Events: "append" (stored Messages),
@@ -100,8 +106,13 @@ class Memory:
     def backend(self) -> str:
         return self.store.backend
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` (or :meth:`aclose`) has run."""
+        return self._closed
+
     def _ns(self, namespace: str | None) -> str:
-        return self.namespace if namespace is None else validate_id(namespace, "namespace")
+        return self.namespace if namespace is None else validate_namespace(namespace)
 
     # -- handles -------------------------------------------------------------------------------------------------
     def session(
@@ -154,16 +165,14 @@ class Memory:
         limit: int,
         cursor: str | None,
     ) -> Op[Page[SessionInfo]]:
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidFilter("metadata filter must be a dict of key -> value (equality)")
         query = SessionQuery(
             namespace=self._ns(namespace),
             user_id=None if user_id is None else validate_id(user_id, "user id"),
-            metadata=dict(metadata) if metadata else None,
-            updated_after=None if updated_after is None else to_epoch(updated_after),
-            updated_before=None if updated_before is None else to_epoch(updated_before),
-            limit=check_limit(limit),
-            cursor=cursor,
+            metadata=check_metadata_filter(metadata),
+            updated_after=check_time(updated_after, "updated_after"),
+            updated_before=check_time(updated_before, "updated_before"),
+            limit=check_limit(limit, maximum=MAX_PAGE),
+            cursor=check_cursor(cursor),
         )
         return (yield Call("list_sessions", (query,)))  # type: ignore[no-any-return]
 
@@ -187,45 +196,22 @@ class Memory:
     ) -> Op[SessionInfo]:
         # The target namespace is the caller's (never the export header's): an import cannot cross tenants.
         ns = self._ns(namespace)
-        header: dict[str, Any] = {}
-        batch: list[Message] = []
-        target: tuple[str, str] | None = None
-        options = AppendOptions()
-        for number, raw in enumerate(lines, 1):
-            line = raw.strip()
-            if not line:
-                continue
-            if number == 1 and '"type":"session"' in line.replace(" ", ""):
-                try:
-                    header = json.loads(line)
-                except ValueError as exc:
-                    raise CorruptData(f"line 1 is not a session header: {exc}") from None
-                continue
-            message = decode_line(line)
-            if target is None:
-                target = (ns, validate_id(session_id or header.get("id") or message.session_id or ""))
-                options = self._import_options(header, user_id)
-            batch.append(message)
-            if len(batch) >= EXPORT_PAGE:
-                yield from self._import_batch(target, batch, options)
-                batch = []
-        if target is None:  # a header and no messages: create the empty session
-            target = (ns, validate_id(session_id or header.get("id") or ""))
-            options = self._import_options(header, user_id)
-        if batch:
-            yield from self._import_batch(target, batch, options)
-        else:
+        owner = None if user_id is None else validate_id(user_id, "user id")
+        sid = None if session_id is None else validate_id(session_id)
+        header, messages = parse_export(lines)  # everything is validated before anything is written
+        sid = sid or header.id or (messages[0].session_id if messages else None)
+        if sid is None:
+            raise InvalidSessionId("the export names no session id: pass session_id=")
+        options = AppendOptions(user_id=owner if owner is not None else header.user_id, metadata=header.metadata,
+                                ttl=self.ttl)
+        records = [encode_body(m, self.store.max_message_bytes) for m in messages]
+        target = (ns, sid)
+        if not records:  # a header and no messages: create the empty session
             yield Call("ensure_session", (*target, options))
+        for i in range(0, len(records), EXPORT_PAGE):
+            seqs = yield Call("append", (*target, records[i : i + EXPORT_PAGE], options))
+            self._notify("append", *target, with_seq(messages[i : i + EXPORT_PAGE], sid, seqs))
         return (yield Call("get_session", target))  # type: ignore[no-any-return]
-
-    def _import_options(self, header: dict[str, Any], user_id: str | None) -> AppendOptions:
-        owner = user_id if user_id is not None else header.get("user_id")
-        return AppendOptions(user_id=owner, metadata=header.get("metadata"), ttl=self.ttl)
-
-    def _import_batch(self, target: tuple[str, str], batch: list[Message], options: AppendOptions) -> Op[None]:
-        records = [encode_body(m, self.store.max_message_bytes) for m in batch]
-        seqs = yield Call("append", (*target, records, options))
-        self._notify("append", *target, with_seq(batch, target[1], seqs))
 
     def _purge_expired(self) -> Op[int]:
         return (yield Call("purge_expired"))  # type: ignore[no-any-return]
@@ -389,16 +375,24 @@ class Memory:
         recency_half_life: Any = None,
         mmr: float | None = None,
         neighbors: int = 0,
+        degrade: bool = False,
         **tuning: Any,
     ) -> list[Any]:
         """Messages relevant to ``query`` within one session, a user's sessions or a namespace (default: this
         Memory's), best first, as :class:`memvault.recall.Hit` s. ``mode`` "hybrid" | "dense" | "keyword";
         ``filters`` {"role", "after", "before", "session", "metadata"}; ``recency_half_life`` (seconds or
-        timedelta); ``mmr`` (lambda 0..1); ``neighbors`` (turns around each hit). See docs/recall.md."""
-        return self.recall_service.recall(  # type: ignore[no-any-return]
-            query, session=session, user_id=user_id, namespace=namespace, k=k, mode=mode, filters=filters,
-            recency_half_life=recency_half_life, mmr=mmr, neighbors=neighbors, **tuning,
-        )
+        timedelta); ``mmr`` (lambda 0..1); ``neighbors`` (turns around each hit). ``degrade``: when the stored
+        vectors are another embedding model's, fall back to keyword recall (logged) instead of raising
+        EmbeddingModelMismatch. See docs/recall.md."""
+        options = dict(session=session, user_id=user_id, namespace=namespace, k=k, filters=filters,
+                       recency_half_life=recency_half_life, mmr=mmr, neighbors=neighbors, **tuning)
+        try:
+            return self.recall_service.recall(query, mode=mode, **options)  # type: ignore[no-any-return]
+        except EmbeddingModelMismatch as exc:
+            if not degrade or mode == "keyword":
+                raise
+            logger.warning("recall falls back to keywords: %s", exc)
+            return self.recall_service.recall(query, mode="keyword", **{**options, "mmr": None})  # type: ignore[no-any-return]
 
     async def arecall(self, query: str, **options: Any) -> list[Any]:
         """Async twin of :meth:`recall` (the search runs in a worker thread: embedding is CPU-bound)."""
@@ -484,10 +478,9 @@ class Session:
         self.id = session_id
         self.namespace = namespace
         self.user_id = user_id
-        if max_messages is not None and (not isinstance(max_messages, int) or max_messages < 1):
-            raise InvalidFilter(f"max_messages must be a positive int or None, got {max_messages!r}")
         self.options = AppendOptions(
-            user_id=user_id, metadata=dict(metadata) if metadata else None, ttl=ttl, max_messages=max_messages
+            user_id=user_id, metadata=check_session_metadata(metadata), ttl=check_ttl(ttl),
+            max_messages=check_max_messages(max_messages),
         )
 
     def __repr__(self) -> str:
@@ -517,7 +510,7 @@ class Session:
     def _messages(
         self, last: int | None, start: int | None, stop: int | None, limit: int | None
     ) -> Op[list[Message]]:
-        _check_non_negative(last=last, start=start, stop=stop, limit=limit)
+        check_non_negative(last=last, start=start, stop=stop, limit=limit)
         kwargs = {"start": start, "stop": stop, "last": last, "limit": limit}
         return (yield Call("read", (self.namespace, self.id), kwargs))  # type: ignore[no-any-return]
 
@@ -526,6 +519,22 @@ class Session:
         if method in ("delete_messages", "clear", "delete_session"):
             self.memory._notify(method, self.namespace, self.id, args[0] if args else None)
         return result
+
+    def _pop(self, index: int, count: int, ids: Iterable[str] | None) -> Op[list[Message]]:
+        for name, value in (("index", index), ("count", count)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidFilter(f"{name} must be an int, got {value!r}")
+        if count < 1:
+            raise InvalidFilter(f"count must be a positive int, got {count!r}")
+        if ids is not None:
+            wanted = [validate_id(i, "message id") for i in ([ids] if isinstance(ids, str) else ids)]
+            kwargs: dict[str, Any] = {"ids": wanted}
+        else:
+            kwargs = {"index": index, "count": count}
+        popped = yield Call("pop_messages", (self.namespace, self.id), kwargs)
+        if popped:
+            self.memory._notify("delete_messages", self.namespace, self.id, [m.id for m in popped])
+        return popped  # type: ignore[no-any-return]
 
     def _info(self) -> Op[SessionInfo]:
         info = yield Call("get_session", (self.namespace, self.id))
@@ -621,6 +630,15 @@ class Session:
     async def adelete_messages(self, ids: Iterable[str]) -> int:
         return await run_async(self.store, self._simple("delete_messages", list(ids)))  # type: ignore[no-any-return]
 
+    def pop(self, index: int = -1, count: int = 1, *, ids: Iterable[str] | None = None) -> list[Message]:
+        """Atomically remove and return ``count`` messages from position ``index`` (negative: from the end, as in
+        ``list.pop``; [] when there is no such position), or the messages with ``ids``. Concurrent pops never
+        return the same message: what a pop returns, it alone removed."""
+        return run_sync(self.store, self._pop(index, count, ids))
+
+    async def apop(self, index: int = -1, count: int = 1, *, ids: Iterable[str] | None = None) -> list[Message]:
+        return await run_async(self.store, self._pop(index, count, ids))
+
     def count(self) -> int:
         return run_sync(self.store, self._simple("count"))  # type: ignore[no-any-return]
 
@@ -696,13 +714,13 @@ class Session:
         """Stored rolling summaries (memvault.compression.Summary), oldest first; ``last=1`` is the current one."""
         from memvault.compression.summaries import list_summaries
 
-        _check_non_negative(last=last)
+        check_non_negative(last=last)
         return run_sync(self.store, list_summaries(self.namespace, self.id, last))
 
     async def asummaries(self, *, last: int | None = None) -> list[Any]:
         from memvault.compression.summaries import list_summaries
 
-        _check_non_negative(last=last)
+        check_non_negative(last=last)
         return await run_async(self.store, list_summaries(self.namespace, self.id, last))
 
     def context(self, **options: Any) -> Any:

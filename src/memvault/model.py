@@ -7,18 +7,30 @@ session id and seq, which the store keeps in its own keys/columns). :func:`encod
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from memvault.errors import CorruptData, InvalidMessage, InvalidSessionId, MessageTooLarge, SchemaVersionError
+from memvault.errors import (
+    CorruptData,
+    InvalidMessage,
+    InvalidSessionId,
+    MemvaultError,
+    MessageTooLarge,
+    SchemaVersionError,
+)
+from memvault.validation import (
+    check_content,
+    check_json,
+    check_metadata,
+    check_optional_text,
+    validate_id,
+)
 
 ENCODING_VERSION = 1
 ROLES = frozenset({"system", "user", "assistant", "tool"})
-MAX_ID_BYTES = 512
 DEFAULT_NAMESPACE = "default"
 
 Content = str | list[Any]
@@ -115,39 +127,34 @@ class Record(NamedTuple):
     body: str
 
 
-# -- validation ---------------------------------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# -- validation (the rules live in memvault.validation) -----------------------------------------------------------
 
 
-def validate_id(value: object, what: str = "session id") -> str:
-    """Return ``value`` if it is usable as a session id / namespace / user id, else raise InvalidSessionId.
-
-    Any printable text up to 512 UTF-8 bytes is accepted (``../x`` included: backends that map ids to file names
-    encode them); control characters and lone surrogates are refused.
-    """
-    if not isinstance(value, str):
-        raise InvalidSessionId(f"{what} must be a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidSessionId(f"{what} must not be empty")
+def check_message(message: Message) -> None:
+    """Raise InvalidMessage (or InvalidMetadata / InvalidSessionId) unless ``message`` can be stored exactly."""
+    if not isinstance(message.role, str) or message.role not in ROLES:
+        raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {message.role!r}")
+    check_content(message.content)
+    if not isinstance(message.id, str) or not message.id:
+        raise InvalidMessage("message id must be a non-empty str")
     try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidSessionId(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
-    if size > MAX_ID_BYTES:
-        raise InvalidSessionId(f"{what} is {size} bytes long; the limit is {MAX_ID_BYTES} UTF-8 bytes")
-    if _CONTROL.search(value):
-        raise InvalidSessionId(f"{what} {value[:40]!r} holds control characters (NUL, newline, ...); remove them")
-    return value
-
-
-def _check_json(value: object, what: str) -> None:
-    try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise InvalidMessage(f"{what} must be JSON-serializable: {exc}") from None
-    except UnicodeEncodeError:
-        raise InvalidMessage(f"{what} holds text that is not valid UTF-8 (a lone surrogate)") from None
+        validate_id(message.id, "message id")
+    except InvalidSessionId as exc:
+        raise InvalidMessage(str(exc)) from None
+    check_optional_text(message.name, "name")
+    check_optional_text(message.tool_call_id, "tool_call_id")
+    if message.tool_calls is not None:
+        if not isinstance(message.tool_calls, list) or not all(isinstance(c, dict) for c in message.tool_calls):
+            raise InvalidMessage("tool_calls must be a list of dicts or None")
+        check_json(message.tool_calls, "tool_calls")
+    check_metadata(message.metadata, "message metadata", allow_nul=True)
+    if not isinstance(message.extras, dict):
+        raise InvalidMessage(f"extras must be a dict, got {type(message.extras).__name__}")
+    check_json(message.extras, "extras")
+    if not isinstance(message.created_at, datetime):
+        raise InvalidMessage(f"created_at must be a datetime, got {type(message.created_at).__name__}")
+    if message.created_at.tzinfo is not None and message.created_at.utcoffset() is None:
+        raise InvalidMessage("created_at has a tzinfo that gives no UTC offset")
 
 
 # -- the canonical encoding ---------------------------------------------------------------------------------------
@@ -183,26 +190,13 @@ def _body_dict(message: Message) -> dict[str, Any]:
 
 def encode_body(message: Message, max_bytes: int | None = None) -> Record:
     """Validate ``message`` and return its canonical body. Raises InvalidMessage / MessageTooLarge."""
-    if message.role not in ROLES:
-        raise InvalidMessage(f"role must be one of {sorted(ROLES)}, got {message.role!r}")
-    if not isinstance(message.content, (str, list)):
-        raise InvalidMessage(f"content must be a str or a list of content blocks, got {type(message.content).__name__}")
-    if not isinstance(message.id, str) or not message.id:
-        raise InvalidMessage("message id must be a non-empty str")
-    if not isinstance(message.metadata, dict):
-        raise InvalidMessage(f"metadata must be a dict, got {type(message.metadata).__name__}")
-    if not isinstance(message.created_at, datetime):
-        raise InvalidMessage("created_at must be a datetime")
+    check_message(message)
     body = _body_dict(message)
     try:
         text = _dumps(body)
         size = len(text.encode("utf-8"))
-    except (TypeError, ValueError) as exc:
-        for key in ("metadata", "content", "tool_calls", "extras"):
-            _check_json(body.get(key), key)
-        raise InvalidMessage(f"message is not JSON-serializable: {exc}") from None
-    except UnicodeEncodeError:
-        raise InvalidMessage("message holds text that is not valid UTF-8 (a lone surrogate); clean it first") from None
+    except (TypeError, ValueError, OverflowError, RecursionError, UnicodeEncodeError) as exc:
+        raise InvalidMessage(f"message is not storable as JSON: {exc}") from None
     if max_bytes is not None and size > max_bytes:
         raise MessageTooLarge(f"message {message.id} encodes to {size} bytes; this store's limit is {max_bytes}")
     return Record(message.id, text)
@@ -215,7 +209,7 @@ def decode_body(body: str | bytes, *, session_id: str | None, seq: int | None, w
         return _from_dict(data, session_id=session_id, seq=seq)
     except SchemaVersionError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise CorruptData(f"cannot decode stored message{' in ' + where if where else ''}: {exc}") from None
 
 
@@ -257,6 +251,84 @@ def decode_line(line: str) -> Message:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CorruptData(f"not a memvault message line: {exc}: {line[:80]!r}") from None
+
+
+@dataclass(frozen=True)
+class ExportHeader:
+    """The validated first line of an export (every field optional)."""
+
+    id: str | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _line_error(number: int, exc: Exception) -> Exception:
+    text = f"import line {number}: {exc}"
+    return CorruptData(text) if isinstance(exc, CorruptData) else type(exc)(text)
+
+
+def parse_header(data: dict[str, Any]) -> ExportHeader:
+    """Check every field of an export header; raises a typed error naming the field."""
+    from memvault.validation import check_session_metadata
+
+    version = data.get("v", ENCODING_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CorruptData(f"header field v must be an int, got {version!r}")
+    if version > ENCODING_VERSION:
+        raise SchemaVersionError(f"export v{version} was written by a newer memvault (this one reads v{ENCODING_VERSION})")
+    sid, user = data.get("id"), data.get("user_id")
+    created = data.get("created_at")
+    if created is not None:
+        if not isinstance(created, str):
+            raise CorruptData(f"header field created_at must be an ISO 8601 string, got {type(created).__name__}")
+        try:
+            datetime.fromisoformat(created)
+        except ValueError as exc:
+            raise CorruptData(f"header field created_at is not an ISO 8601 time: {exc}") from None
+    return ExportHeader(
+        id=None if sid is None else validate_id(sid, "header field id"),
+        user_id=None if user is None else validate_id(user, "header field user_id"),
+        metadata=check_session_metadata(data.get("metadata")),
+    )
+
+
+def parse_export(lines: Iterable[str | bytes]) -> tuple[ExportHeader, list[Message]]:
+    """Read a whole export (header line optional) and validate every field of every line; nothing is written, so a
+    bad line anywhere rejects the whole import before any of it is stored."""
+    header = ExportHeader()
+    messages: list[Message] = []
+    seen_line = False
+    for number, raw in enumerate(lines, 1):
+        if not isinstance(raw, (str, bytes)):
+            raise CorruptData(f"import line {number} is a {type(raw).__name__}, not a str")
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise CorruptData(f"import line {number} is not JSON: {exc}: {line[:80]!r}") from None
+        if not isinstance(data, dict):
+            raise CorruptData(f"import line {number} is not a JSON object: {line[:80]!r}")
+        try:
+            if data.get("type") == "session":
+                if seen_line:
+                    raise CorruptData("a session header may only be the first line")
+                header = parse_header(data)
+            else:
+                message = _from_dict(data, session_id=None, seq=None)
+                check_message(message)
+                sid = data.get("session_id")
+                message.session_id = None if sid is None else validate_id(sid, "session_id")
+                messages.append(message)
+        except SchemaVersionError:
+            raise
+        except MemvaultError as exc:
+            raise _line_error(number, exc) from None
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise CorruptData(f"import line {number} is not a memvault message: {exc!r}: {line[:80]!r}") from None
+        seen_line = True
+    return header, messages
 
 
 def session_header(info: SessionInfo) -> str:

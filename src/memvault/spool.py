@@ -4,13 +4,20 @@
 ``put_record``) fails with :class:`~memvault.errors.BackendUnavailable`, the write is stored durably in a local
 SQLite file (``$MEMVAULT_HOME/spool/<hash of the URL>.db``, ``synchronous=FULL``) with a logged warning, and the
 caller gets its messages back with ``seq=None`` (the backend assigns seqs on replay). Later writes to a session with
-spooled entries are spooled behind them, so order is kept. Every operation first replays the spool (oldest first)
-when the backend answers again, at most once per ``spool_retry`` seconds while it does not. Replays are
-exactly-once because appends are idempotent on message ids: an entry is deleted only after the backend acknowledged
-it, and replaying it twice stores nothing twice.
+spooled entries are spooled behind them, so order is kept.
+
+A circuit breaker keeps an outage cheap: after the first failure the breaker is open, and until the backend
+answers a probe again every write goes straight to the spool (no waiting for a timeout: well under a millisecond
+plus the spool's fsync) and every read fails at once with BackendUnavailable. A background thread probes the
+backend (``ping``) every ``spool_retry`` seconds (default 1); when it answers, the thread replays the spool (oldest
+first) and closes the breaker, so no caller waits for the replay. A read that finds the probe due probes too (then
+replays inline), so reads see every acknowledged write as soon as the backend is back. Replays are exactly-once
+because appends are idempotent on message ids: an entry is deleted only after the backend acknowledged it, and
+replaying it twice stores nothing twice.
 
 Other writes (replace, clear, deletes) are not spooled: with entries pending for their session they raise
-BackendUnavailable rather than run out of order. Reads go to the backend (after a replay).
+BackendUnavailable rather than run out of order. SpoolStore's async face runs its calls in worker threads (it does
+not claim the wrapped backend's native async).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from memvault import lifecycle
 from memvault.contract import AppendOptions, SessionQuery, Store
 from memvault.errors import BackendUnavailable, InvalidURL, MemvaultError
 from memvault.model import Message, Page, Record, SessionInfo
@@ -68,7 +76,8 @@ class SpoolStore(Store):
         self.inner = inner
         # mirror the wrapped backend so Memory and SessionInfo see the real one
         self.backend = inner.backend  # type: ignore[misc]
-        self.capabilities = inner.capabilities  # type: ignore[misc]
+        # the async face is the threaded one: claiming the backend's native async would be a lie
+        self.capabilities = inner.capabilities - {"native_async"}  # type: ignore[misc]
         self.default_ttl = inner.default_ttl  # type: ignore[misc]
         self.retry = float(retry)
         self.path = Path(path).expanduser() if path is not None else spool_path_for(inner)
@@ -81,6 +90,11 @@ class SpoolStore(Store):
         self._next_try = 0.0
         self._degraded = False
         self._pending = self.pending() > 0
+        #: the breaker: monotonic time the backend was found unavailable (None = closed), and its prober
+        self._open_since: float | None = None
+        self._prober: threading.Thread | None = None
+        self._stopping = threading.Event()
+        lifecycle.register(self)
 
     @property
     def url(self) -> str:
@@ -146,7 +160,6 @@ class SpoolStore(Store):
                     try:
                         self._apply(op, ns, sid, json.loads(payload))
                     except BackendUnavailable:
-                        self._next_try = time.monotonic() + self.retry
                         raise
                     except MemvaultError as exc:
                         logger.error("spooled %s for %s/%s refused on replay (%s); kept in %s table 'dead'",
@@ -163,25 +176,95 @@ class SpoolStore(Store):
                 logger.warning("%s answers again; replayed %d spooled writes from %s", self.inner.url, replayed, self.path)
         return replayed
 
-    def _settle(self) -> bool:
-        """Replay if something is spooled and a retry is due. True when nothing is left spooled."""
-        if not self._pending:
-            return True
-        if time.monotonic() < self._next_try:
-            return False
+    # -- the breaker -----------------------------------------------------------------------------------------------
+    def _trip(self, exc: BaseException | None) -> None:
+        """Open the breaker (the backend is unavailable) and start the background prober."""
+        with self._lock:
+            self._next_try = time.monotonic() + self.retry
+            if self._open_since is None:
+                self._open_since = time.monotonic()
+                logger.warning("%s is unavailable (%s); writes go to the spool %s until it answers again",
+                               self.inner.url, exc, self.path)
+            if self._prober is None and not self._stopping.is_set():
+                self._prober = threading.Thread(target=self._probe_loop, name="memvault-spool-probe", daemon=True)
+                self._prober.start()
+
+    def _probe_loop(self) -> None:
         try:
+            while not self._stopping.wait(min(max(self.retry, 0.02), 0.25)):
+                if self._open_since is None:
+                    return
+                if time.monotonic() >= self._next_try and self._recover():
+                    return
+        finally:
+            with self._lock:
+                self._prober = None
+
+    def _recover(self) -> bool:
+        """Probe the backend; when it answers, replay the spool and close the breaker. True when closed."""
+        try:
+            self.inner.ping()
             self.flush()
         except BackendUnavailable:
+            with self._lock:
+                self._next_try = time.monotonic() + self.retry
+            return False
+        with self._lock:
+            if self._open_since is not None:
+                logger.warning("%s answers again after %.1fs", self.inner.url, time.monotonic() - self._open_since)
+            self._open_since = None
+        return True
+
+    def _unavailable(self) -> BackendUnavailable:
+        since = 0.0 if self._open_since is None else time.monotonic() - self._open_since
+        return BackendUnavailable(
+            f"{self.inner.url} is unavailable (for {since:.1f}s; probed every {self.retry:g}s); writes are spooled "
+            f"to {self.path} and replayed when it answers"
+        )
+
+    def _settle(self) -> bool:
+        """Before a read: fail at once while the breaker is open (probing inline when a probe is due); replay
+        what is spooled if the backend answers. True when nothing is left spooled."""
+        if self._open_since is not None and (time.monotonic() < self._next_try or not self._recover()):
+            raise self._unavailable()
+        if not self._pending:
+            return True
+        try:
+            self.flush()
+        except BackendUnavailable as exc:
+            self._trip(exc)
             return False
         return True
 
     def _guard(self, ns: str, sid: str) -> None:
-        """Before a write that cannot be spooled: refuse it while this session still has spooled writes."""
-        if not self._settle() and self.pending(ns, sid):
-            raise BackendUnavailable(
-                f"{self.inner.url} is unavailable and writes to session {sid!r} are spooled; "
-                "retry once they are replayed (see SpoolStore.flush)"
-            )
+        """Before a write that cannot be spooled: refuse it while the backend is down or this session still has
+        spooled writes (running it now would reorder them)."""
+        try:
+            self._settle()
+        except BackendUnavailable:
+            if self.pending(ns, sid):
+                raise BackendUnavailable(
+                    f"{self.inner.url} is unavailable and writes to session {sid!r} are spooled; retry once they "
+                    "are replayed (see SpoolStore.flush)"
+                ) from None
+            raise
+        if self.pending(ns, sid):
+            raise BackendUnavailable(f"writes to session {sid!r} are still spooled; retry once they are replayed")
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A call that is not spooled; a BackendUnavailable from it opens the breaker."""
+        try:
+            return getattr(self.inner, method)(*args, **kwargs)
+        except BackendUnavailable as exc:
+            self._trip(exc)
+            raise
+
+    def stop(self) -> None:
+        """Stop the prober (process exit); what is spooled stays on disk for the next run."""
+        self._stopping.set()
+        prober = self._prober
+        if prober is not None and prober is not threading.current_thread():
+            prober.join(5)
 
     # -- spooled writes ------------------------------------------------------------------------------------------
     def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
@@ -194,51 +277,51 @@ class SpoolStore(Store):
                 "max_messages": options.max_messages,
             },
         }
-        if not self._settle():
-            self._enqueue(ns, sid, "append", payload, None)
+        if self._open_since is not None or (self._pending and self.pending(ns, sid)):
+            self._enqueue(ns, sid, "append", payload, None)  # the breaker is open, or this session has a queue
             return [None] * len(records)  # type: ignore[list-item]
         try:
             return self.inner.append(ns, sid, records, options)
         except BackendUnavailable as exc:
-            self._next_try = time.monotonic() + self.retry
+            self._trip(exc)
             self._enqueue(ns, sid, "append", payload, exc)
             return [None] * len(records)  # type: ignore[list-item]
 
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
         payload = {"kind": kind, "key": key, "data": dict(data)}
-        if not self._settle():
+        if self._open_since is not None or (self._pending and self.pending(ns, sid)):
             self._enqueue(ns, sid, "put_record", payload, None)
             return
         try:
             self.inner.put_record(ns, sid, kind, key, data)
         except BackendUnavailable as exc:
-            self._next_try = time.monotonic() + self.retry
+            self._trip(exc)
             self._enqueue(ns, sid, "put_record", payload, exc)
 
     # -- everything else: replay first, then forward ---------------------------------------------------------------
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
         self._settle()
-        return self.inner.get_session(ns, sid)
+        return self._call("get_session", ns, sid)
 
     def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
         self._guard(ns, sid)
-        return self.inner.ensure_session(ns, sid, options)
+        return self._call("ensure_session", ns, sid, options)
 
     def delete_session(self, ns: str, sid: str) -> bool:
         self._guard(ns, sid)
-        return self.inner.delete_session(ns, sid)
+        return self._call("delete_session", ns, sid)
 
     def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
         self._settle()
-        return self.inner.list_sessions(query)
+        return self._call("list_sessions", query)
 
     def purge_expired(self) -> int:
         self._settle()
-        return self.inner.purge_expired()
+        return self._call("purge_expired")
 
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
         self._guard(ns, sid)
-        return self.inner.replace(ns, sid, records, options)
+        return self._call("replace", ns, sid, records, options)
 
     def read(
         self,
@@ -251,49 +334,62 @@ class SpoolStore(Store):
         limit: int | None = None,
     ) -> list[Message]:
         self._settle()
-        return self.inner.read(ns, sid, start=start, stop=stop, last=last, limit=limit)
+        return self._call("read", ns, sid, start=start, stop=stop, last=last, limit=limit)
 
     def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
         self._settle()
-        return self.inner.get_messages(ns, sid, ids)
+        return self._call("get_messages", ns, sid, ids)
 
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         self._guard(ns, sid)
-        return self.inner.delete_messages(ns, sid, ids)
+        return self._call("delete_messages", ns, sid, ids)
+
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        self._guard(ns, sid)
+        return self._call("pop_messages", ns, sid, index=index, count=count, ids=ids)
 
     def count(self, ns: str, sid: str) -> int:
         self._settle()
-        return self.inner.count(ns, sid)
+        return self._call("count", ns, sid)
 
     def clear(self, ns: str, sid: str) -> int:
         self._guard(ns, sid)
-        return self.inner.clear(ns, sid)
+        return self._call("clear", ns, sid)
 
     def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
         self._settle()
-        return self.inner.get_records(ns, sid, kind, keys=keys, last=last)
+        return self._call("get_records", ns, sid, kind, keys=keys, last=last)
 
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         self._guard(ns, sid)
-        return self.inner.delete_records(ns, sid, kind, keys)
+        return self._call("delete_records", ns, sid, kind, keys)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:
-        self.inner.ping()
+        self._call("ping")
         self._settle()
 
     def stats(self) -> dict[str, Any]:
         return {**self.inner.stats(), "spool": str(self.path), "spooled": self.pending(), "dead": len(self.dead_letters())}
 
     def close(self) -> None:
+        self.stop()
         with self._lock:
             if self._db is None:  # type: ignore[comparison-overlap]
                 return
             if self._pending:
-                self._next_try = 0.0
-                if not self._settle():
+                try:
+                    if self._open_since is None:
+                        self.flush()
+                    else:
+                        self._recover()
+                except BackendUnavailable:
+                    pass
+                if self._pending:
                     logger.warning("%d writes stay spooled in %s until the next run", self.pending(), self.path)
             self._db.close()
             self._db = None  # type: ignore[assignment]

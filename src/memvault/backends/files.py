@@ -26,9 +26,11 @@ file (lines are sorted by seq). Idempotent appends need the session's message id
 per session (bounded LRU), built by one scan of the file the first time and then caught up incrementally.
 Listing sessions reads every ``meta.json`` of the namespace: O(sessions) per call on this backend.
 
-A corrupt session (unreadable ``meta.json``/``records.json``, a bad line, a truncated file) raises
-:class:`~memvault.errors.CorruptData` naming the file, and its directory is moved aside to
-``<sid>.corrupt-<utc time>`` (never overwritten); the rest of the store keeps working.
+Damage costs only what is damaged (docs/backends/files.md): a damaged line is skipped by reads with a warning and
+kept in the file; an unreadable records file is moved aside and the session continues without records; a damaged
+commit point (``meta.jsonl``) or file structure (truncation) raises :class:`~memvault.errors.CorruptData` naming
+the file and moves the session's directory aside to ``<sid>.corrupt-<utc time>`` (never overwritten). The rest of
+the store keeps working.
 
 Durability: by default nothing is fsynced (a committed write survives a crash of the process, not necessarily a
 power loss); ``?fsync=true`` fsyncs the messages file, ``meta.json`` and the directory on every write.
@@ -63,7 +65,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from memvault.contract import AppendOptions, SessionQuery, Store, page_of, session_matches
+from memvault.contract import AppendOptions, SessionQuery, Store, page_of, pop_range, session_matches
 from memvault.errors import (
     BackendUnavailable,
     CorruptData,
@@ -286,6 +288,10 @@ class _Meta:
         return meta
 
 
+class _RecordsDamaged(Exception):
+    """A session's records file is unreadable (its messages are fine)."""
+
+
 @dataclass
 class _IdIndex:
     """Message id -> (seq, offset, length) of one session generation, as far as byte ``upto``."""
@@ -322,6 +328,7 @@ class FileStore(Store):
         self.fsync = fsync.lower() in _TRUE if isinstance(fsync, str) else bool(fsync)
         self.lock_timeout = float(lock_timeout)
         self.bytes_read = 0  # diagnostic: bytes read from message files (tests use it to prove reads stay small)
+        self.damaged_lines = 0  # diagnostic: damaged message lines skipped (and logged) by reads
         self._stripes = [threading.RLock() for _ in range(64)]
         self._cache: OrderedDict[tuple[str, str], _IdIndex] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -472,22 +479,33 @@ class FileStore(Store):
                 start = lo
             line = self._line_at(fd, start, hi, path)
             seq = _line_seq(line[:-1])
-            if seq is None:
-                raise CorruptData(f"{path} has a line without a seq at byte {start}", path=str(path))
-            if seq >= target:
+            probe = start
+            while seq is None and probe + len(line) < hi:  # a damaged line: decide by the next intact one
+                probe += len(line)
+                line = self._line_at(fd, probe, hi, path)
+                seq = _line_seq(line[:-1])
+            if seq is None or seq >= target:
                 hi = start
             else:
-                lo = start + len(line)
+                lo = probe + len(line)
         return lo
 
-    def _decode(self, ns: str, sid: str, path: Path, offset: int, line: bytes) -> Message:
+    def _decode(self, ns: str, sid: str, path: Path, offset: int, line: bytes) -> Message | None:
+        """The message of a stored line, or None (logged) when the line is damaged: one bad line never takes the
+        rest of the session offline, and it stays in the file (never dropped) for inspection."""
         seq = _line_seq(line)
-        if seq is None:
-            raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
         try:
+            if seq is None:
+                raise CorruptData("not a stored message")
             return decode_body(line, session_id=sid, seq=seq)
         except CorruptData as exc:
-            raise CorruptData(f"{path}, line at byte {offset}: {exc}", path=str(path)) from None
+            self.damaged_lines += 1
+            logger.warning("%s: skipping the damaged line at byte %d of session %r/%r (%s); the other lines are "
+                           "served", path, offset, ns, sid, exc)
+            return None
+
+    def _decoded(self, ns: str, sid: str, path: Path, lines: Sequence[tuple[int, bytes]]) -> list[Message]:
+        return [m for offset, line in lines if (m := self._decode(ns, sid, path, offset, line)) is not None]
 
     # -- sessions on disk ----------------------------------------------------------------------------------------
     def _dir(self, ns: str, sid: str) -> Path:
@@ -756,8 +774,8 @@ class FileStore(Store):
                 yield match.group(2).decode("utf-8", "replace"), int(match.group(1)), offset, len(line) + 1
                 continue
             seq, mid = _line_seq(line), _line_id(line)
-            if seq is None or mid is None:
-                raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
+            if seq is None or mid is None:  # damaged: reads skip it (and say so); its id is unknown
+                continue
             yield mid, seq, offset, len(line) + 1
 
     def _remember(self, key: tuple[str, str], index: _IdIndex) -> None:
@@ -842,9 +860,7 @@ class FileStore(Store):
         excess = meta.count - max_messages
         for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=4096):
             seq = _line_seq(line)
-            if seq is None:
-                raise CorruptData(f"{path} has a line that is not a stored message at byte {offset}", path=str(path))
-            meta.size -= _body_size(line, seq)
+            meta.size -= _body_size(line, seq) if seq is not None else len(line)
             meta.count -= 1
             meta.head = offset + len(line) + 1
             excess -= 1
@@ -979,48 +995,88 @@ class FileStore(Store):
         def op(d: Path, meta: _Meta | None) -> int:
             if meta is None or not self._alive(meta):
                 return 0
-            fd = self._open_messages(d, meta, write=True)
-            try:
-                index = self._index(d, meta, fd)
-                doomed = {index.ids[i][1] for i in set(ids) if i in index.ids}
-                if not doomed:
-                    return 0
-                path = d / meta.file
-                kept: list[bytes] = []
-                removed = 0
-                # the kept lines keep their ids and seqs, only their offsets shift: carry the index over so the
-                # next append does not rescan the whole session
-                id_at = {offset: mid for offset, mid in index.order}
-                carried: _IdIndex | None = _IdIndex(meta.uid, meta.gen + 1, 0)
-                position = 0
-                for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=1 << 20):
-                    if offset in doomed:
-                        seq = _line_seq(line)
-                        removed += _body_size(line, seq) if seq is not None else len(line)
-                        continue
-                    kept.append(line + b"\n")
-                    mid = id_at.get(offset)
-                    if carried is not None and mid is not None:
-                        carried.add(mid, index.ids[mid][0], position, len(line) + 1)
-                    else:
-                        carried = None
-                    position += len(line) + 1
-            finally:
-                os.close(fd)
-            new = self._rewrite(d, meta, kept)
-            new.count -= len(doomed)
-            new.size -= removed
-            new.updated_at = max(new.updated_at, self.clock())
-            self._commit(d, new)
-            if carried is not None and carried.gen == new.gen and new.uid == carried.uid:
-                carried.upto = new.bytes
-                self._remember((ns, sid), carried)
-            else:
-                self._forget(ns, sid)
-            self._sweep(d, new)
-            return len(doomed)
+            return self._delete_locked(ns, sid, d, meta, ids)
 
         return self._write(ns, sid, False, op, 0)
+
+    @_os_errors
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        def op(d: Path, meta: _Meta | None) -> list[Message]:
+            if meta is None or not self._alive(meta):
+                return []
+            span = None if ids is not None else pop_range(meta.count, index or 0, count)
+            if ids is None and span is None:
+                return []
+            start, stop = span or (0, 0)
+            path = d / meta.file
+            fd = self._open_messages(d, meta, write=True)
+            try:
+                if ids is not None:
+                    known = self._index(d, meta, fd).ids
+                    found = sorted({known[i] for i in ids if i in known})
+                    lines = [(offset, self._pread(fd, length, offset, path)[:-1]) for _, offset, length in found
+                             if meta.head <= offset and offset + length <= meta.bytes]
+                elif start > meta.count - stop:  # nearer the end: read backwards
+                    lines = self._tail(fd, meta.head, meta.bytes, meta.count - start, path)[: stop - start]
+                else:
+                    lines = []
+                    for position, item in enumerate(self._iter_lines(fd, meta.head, meta.bytes, path)):
+                        if position >= start:
+                            lines.append(item)
+                        if position + 1 >= stop:
+                            break
+                messages = self._decoded(ns, sid, path, lines)
+            finally:
+                os.close(fd)
+            self._delete_locked(ns, sid, d, meta, [m.id for m in messages])
+            return messages
+
+        return self._write(ns, sid, False, op, [])
+
+    def _delete_locked(self, ns: str, sid: str, d: Path, meta: _Meta, ids: Sequence[str]) -> int:
+        """delete_messages with the session's lock held."""
+        fd = self._open_messages(d, meta, write=True)
+        try:
+            index = self._index(d, meta, fd)
+            doomed = {index.ids[i][1] for i in set(ids) if i in index.ids}
+            if not doomed:
+                return 0
+            path = d / meta.file
+            kept: list[bytes] = []
+            removed = 0
+            # the kept lines keep their ids and seqs, only their offsets shift: carry the index over so the
+            # next append does not rescan the whole session
+            id_at = {offset: mid for offset, mid in index.order}
+            carried: _IdIndex | None = _IdIndex(meta.uid, meta.gen + 1, 0)
+            position = 0
+            for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=1 << 20):
+                if offset in doomed:
+                    seq = _line_seq(line)
+                    removed += _body_size(line, seq) if seq is not None else len(line)
+                    continue
+                kept.append(line + b"\n")
+                mid = id_at.get(offset)
+                if carried is not None and mid is not None:
+                    carried.add(mid, index.ids[mid][0], position, len(line) + 1)
+                else:
+                    carried = None
+                position += len(line) + 1
+        finally:
+            os.close(fd)
+        new = self._rewrite(d, meta, kept)
+        new.count -= len(doomed)
+        new.size -= removed
+        new.updated_at = max(new.updated_at, self.clock())
+        self._commit(d, new)
+        if carried is not None and carried.gen == new.gen and new.uid == carried.uid:
+            carried.upto = new.bytes
+            self._remember((ns, sid), carried)
+        else:
+            self._forget(ns, sid)
+        self._sweep(d, new)
+        return len(doomed)
 
     @_os_errors
     def clear(self, ns: str, sid: str) -> int:
@@ -1094,7 +1150,7 @@ class FileStore(Store):
                     lines.append(item)
                     if limit is not None and len(lines) >= limit:
                         break
-            messages = [self._decode(ns, sid, path, offset, line) for offset, line in lines]
+            messages = self._decoded(ns, sid, path, lines)
             for a, b in pairwise(messages):
                 if b.seq <= a.seq:  # type: ignore[operator]
                     raise CorruptData(f"{path}: seq {b.seq} follows seq {a.seq} (lines out of order)", path=str(path))
@@ -1113,7 +1169,9 @@ class FileStore(Store):
             for _, offset, length in found:
                 if offset < meta.head or offset + length > meta.bytes:
                     continue
-                messages.append(self._decode(ns, sid, path, offset, self._pread(fd, length, offset, path)[:-1]))
+                message = self._decode(ns, sid, path, offset, self._pread(fd, length, offset, path)[:-1])
+                if message is not None:
+                    messages.append(message)
             return messages
 
         return self._read(ns, sid, op, [])
@@ -1165,24 +1223,47 @@ class FileStore(Store):
             raise SessionNotFound(f"session {sid!r} does not exist in namespace {ns!r}")
 
     def _records_locked(self, d: Path, meta: _Meta) -> dict[str, dict[str, Any]]:
+        """The records, with the session's lock held. An unreadable or missing records file costs only the
+        records: it is moved aside (never deleted) with a warning and the session goes on with none, its messages
+        untouched."""
         try:
             return self._load_records(d, meta)
-        except FileNotFoundError:
+        except (FileNotFoundError, CorruptData) as exc:
             path = d / meta.records_file
-            raise CorruptData(f"{path} is missing (meta.jsonl refers to it)", path=str(path)) from None
+            aside = path.with_name(f"{path.name}.corrupt-{_stamp()}")
+            with suppress(FileNotFoundError):
+                os.rename(path, aside)
+            logger.warning("session %r/%r: records file %s unusable (%s); moved to %s, the session continues "
+                           "without its records (summaries and vectors are rebuilt on demand)", meta.namespace,
+                           meta.id, path, exc, aside)
+            meta.records = 0
+            self._commit(d, meta)
+            return {}
 
     @_os_errors
     def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
-        def op(d: Path, meta: _Meta, fd: int) -> list[tuple[str, dict[str, Any]]]:
-            table = self._load_records(d, meta).get(kind, {})
+        def pick(kinds: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+            table = kinds.get(kind, {})
             chosen = sorted(table.items()) if keys is None else sorted((k, table[k]) for k in set(keys) if k in table)
             if last is not None:
                 chosen = chosen[-last:] if last else []
             return chosen
 
-        return self._read(ns, sid, op, [], file=False)
+        def op(d: Path, meta: _Meta, fd: int) -> list[tuple[str, dict[str, Any]]]:
+            try:
+                return pick(self._load_records(d, meta))
+            except CorruptData as exc:
+                raise _RecordsDamaged from exc  # not the session's corruption: handled below, under the lock
+
+        try:
+            return self._read(ns, sid, op, [], file=False)
+        except _RecordsDamaged:
+            def repair(d: Path, meta: _Meta | None) -> list[tuple[str, dict[str, Any]]]:
+                return [] if meta is None or not self._alive(meta) else pick(self._records_locked(d, meta))
+
+            return self._write(ns, sid, False, repair, [])
 
     @_os_errors
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:

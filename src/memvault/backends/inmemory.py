@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from memvault.contract import AppendOptions, SessionQuery, Store, page_of, session_matches
+from memvault.contract import AppendOptions, SessionQuery, Store, page_of, pop_range, session_matches
 from memvault.errors import SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
 
@@ -233,6 +233,28 @@ class InMemoryStore(Store):
             if doomed:
                 session.updated_at = max(self.clock(), session.updated_at)
             return len(doomed)
+
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            if session is None:
+                return []
+            if ids is not None:
+                doomed = sorted({session.by_id[i] for i in ids if i in session.by_id})
+            else:
+                span = pop_range(len(session.seqs), index or 0, count)
+                doomed = [] if span is None else session.seqs[span[0] : span[1]]
+            if not doomed:
+                return []
+            chosen = [(seq, session.rows[seq]) for seq in doomed]
+            for seq in doomed:
+                self._drop(session, seq)
+            gone = set(doomed)
+            session.seqs = [seq for seq in session.seqs if seq not in gone]
+            session.updated_at = max(self.clock(), session.updated_at)
+        return [self._decode(sid, seq, record) for seq, record in chosen]
 
     def count(self, ns: str, sid: str) -> int:
         with self._state.lock:

@@ -22,12 +22,12 @@ TTL visibility is the same on every backend and testable without sleeping.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,14 +39,8 @@ import psycopg.errors
 from psycopg import sql as pgsql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 
-from memvault.contract import (
-    AppendOptions,
-    SessionQuery,
-    Store,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-)
+from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store, pop_range
+from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import (
     BackendUnavailable,
     InvalidCursor,
@@ -58,6 +52,7 @@ from memvault.errors import (
 )
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch, to_epoch
 from memvault.urls import mask_url
+from memvault.validation import check_limit
 
 logger = logging.getLogger("memvault.postgres")
 
@@ -81,6 +76,7 @@ _OPTION_KEYS = {
     "vector": lambda v: str(v).lower() not in ("0", "false", "no", "off"),
     "synchronous_commit": str,
     "prepare_threshold": int,
+    "unavailable_timeout": float,
 }
 
 
@@ -108,6 +104,14 @@ BEGIN = _Marker("BEGIN")
 COMMIT = _Marker("COMMIT")
 
 Plan = Generator[Any, Any, R]
+#: seconds between reconnect probes while the server is unreachable
+PROBE_INTERVAL = 1.0
+
+
+class _Unreachable(Exception):
+    """Raised by a checkout while the server is known to be down (mapped to BackendUnavailable)."""
+
+
 _RETRY = (
     psycopg.errors.UniqueViolation,  # two writers raced to insert the same message id: the retry sees the winner
     psycopg.errors.DeadlockDetected,
@@ -345,6 +349,18 @@ MIGRATIONS: list[str] = [
     """,
     _WRITE_FUNCTION.replace("{known_id_loop}", _KNOWN_ID_LOOP_V2),  # v2
     _WRITE_FUNCTION.replace("{known_id_loop}", _KNOWN_ID_LOOP_V3),  # v3
+    # v4: session metadata is kept verbatim as json (jsonb rewrote numbers: 1e300 came back as an int, -0.0 as 0);
+    # listing filters cast it to jsonb, so their equality is still jsonb's (objects in any key order, true is not 1)
+    """
+    DROP FUNCTION {s}.write_messages(text, text, text[], text[], text[], float8[], text[], text[], float8, float8,
+                                     text, jsonb, bigint, boolean);
+    ALTER TABLE {s}.sessions ALTER COLUMN metadata DROP DEFAULT;
+    ALTER TABLE {s}.sessions ALTER COLUMN metadata TYPE json USING metadata::json;
+    ALTER TABLE {s}.sessions ALTER COLUMN metadata SET DEFAULT '{}';
+    """
+    + _WRITE_FUNCTION.replace("{known_id_loop}", _KNOWN_ID_LOOP_V3)
+    .replace("p_meta jsonb", "p_meta json")
+    .replace("metadata jsonb, expires_at", "metadata json, expires_at"),
 ]
 
 _COLS = "id, namespace, user_id, created_at, updated_at, message_count, size_bytes, metadata, expires_at, last_seq"
@@ -353,7 +369,7 @@ _LIVE = "(expires_at IS NULL OR expires_at > %(now)s)"
 _WRITE = (
     "SELECT * FROM {s}.write_messages(%(ns)s, %(sid)s, %(ids)s::text[], %(bodies)s::text[], %(roles)s::text[], "
     "%(created)s::float8[], %(metas)s::text[], %(texts)s::text[], %(now)s::float8, %(expires)s::float8, "
-    "%(user)s::text, %(meta)s::jsonb, %(cap)s::bigint, %(replace)s::boolean)"
+    "%(user)s::text, %(meta)s::json, %(cap)s::bigint, %(replace)s::boolean)"
 )
 
 _LOCK = "SELECT expires_at FROM {s}.sessions WHERE namespace = %s AND id = %s FOR UPDATE"
@@ -396,6 +412,39 @@ WITH del AS (
     WHERE namespace = %(ns)s AND id = %(sid)s AND EXISTS (SELECT 1 FROM del)
 )
 SELECT count(*) FROM del
+"""
+
+_POP_LOCK = f"SELECT message_count FROM {{s}}.sessions WHERE namespace = %(ns)s AND id = %(sid)s AND {_LIVE} FOR UPDATE"
+
+# after _POP_LOCK, in the same transaction: a new statement, so its snapshot sees pops committed while it waited
+_POP = """
+WITH target AS (
+    SELECT seq FROM {s}.messages WHERE namespace = %(ns)s AND session_id = %(sid)s
+    ORDER BY seq {ORDER} LIMIT %(n)s OFFSET %(off)s
+), del AS (
+    DELETE FROM {s}.messages m USING target t WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND m.seq = t.seq
+    RETURNING m.seq, m.body
+), upd AS (
+    UPDATE {s}.sessions SET message_count = message_count - (SELECT count(*) FROM del),
+                            size_bytes = size_bytes - (SELECT COALESCE(sum(octet_length(body)), 0) FROM del),
+                            updated_at = greatest(updated_at, %(now)s)
+    WHERE namespace = %(ns)s AND id = %(sid)s
+)
+SELECT seq, body FROM del ORDER BY seq
+"""
+
+_POP_IDS = """
+WITH del AS (
+    DELETE FROM {s}.messages WHERE namespace = %(ns)s AND session_id = %(sid)s AND id = ANY(%(ids)s::text[])
+        AND {LIVE_SESSION}
+    RETURNING seq, body
+), upd AS (
+    UPDATE {s}.sessions SET message_count = message_count - (SELECT count(*) FROM del),
+                            size_bytes = size_bytes - (SELECT COALESCE(sum(octet_length(body)), 0) FROM del),
+                            updated_at = greatest(updated_at, %(now)s)
+    WHERE namespace = %(ns)s AND id = %(sid)s AND EXISTS (SELECT 1 FROM del)
+)
+SELECT seq, body FROM del ORDER BY seq
 """
 
 _CLEAR = """
@@ -477,21 +526,14 @@ def _password(conninfo: str) -> str | None:
 
 
 def _encode_find_cursor(key: float, sid: str, seq: int) -> str:
-    raw = json.dumps(["m", key, sid, seq], ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor("m", key, sid, seq)
 
 
 def _decode_find_cursor(cursor: str) -> tuple[float, str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, key, sid, seq = json.loads(raw)
-        if tag != "m" or not isinstance(sid, str) or not isinstance(seq, int):
-            raise TypeError("not a message cursor")
-        return float(key), sid, seq
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursor(
-            f"invalid cursor {cursor[:40]!r}: pass back the next_cursor of a previous find_messages page"
-        ) from exc
+    tag, key, sid, seq = decode_cursor(cursor, str, float, str, int, what="find_messages page")
+    if tag != "m":
+        raise InvalidCursor(f"invalid cursor {cursor[:40]!r}: pass back the next_cursor of a previous find_messages page")
+    return key, sid, seq
 
 
 def _epoch(value: datetime | float | None, what: str) -> float | None:
@@ -511,7 +553,9 @@ class PostgresStore(Store):
     (an existing ``ConnectionPool``, ``AsyncConnectionPool`` or ``psycopg.Connection``).
 
     Options: ``schema``, ``min_size`` / ``max_size`` (pool), ``connect_timeout`` (s), ``pool_timeout`` (s to wait
-    for a pooled connection), ``statement_timeout`` (s, None = server default), ``ttl`` (default sliding TTL in s,
+    for a pooled connection while the pool is busy), ``unavailable_timeout`` (s, default 2: how long a call waits
+    while every attempt to connect fails before it raises BackendUnavailable; during an outage later calls fail at
+    once, with one reconnect probe per second), ``statement_timeout`` (s, None = server default), ``ttl`` (default sliding TTL in s,
     None = never), ``fts_config`` (text-search configuration, default ``english``; keep it fixed per schema),
     ``vector`` (enable pgvector when available, default True), ``synchronous_commit`` (``on`` by default; ``off``
     halves append latency but the last few hundred ms of commits can be lost if the server crashes),
@@ -533,6 +577,7 @@ class PostgresStore(Store):
         max_size: int = 10,
         connect_timeout: float = 5.0,
         pool_timeout: float = 10.0,
+        unavailable_timeout: float = 2.0,
         statement_timeout: float | None = 30.0,
         ttl: float | None = None,
         fts_config: str = "english",
@@ -553,6 +598,11 @@ class PostgresStore(Store):
         self.fts_config = fts_config
         self.connect_timeout = float(connect_timeout)
         self.pool_timeout = float(pool_timeout)
+        self.unavailable_timeout = min(float(unavailable_timeout), self.pool_timeout)
+        #: outage breaker: monotonic time the server was found unreachable (None = reachable), next probe time
+        self._down_since: float | None = None
+        self._next_probe = 0.0
+        self._probe_lock = threading.Lock()
         self.min_size, self.max_size = min_size, max_size
         self.has_vector = False
         self.vector_schema: str | None = None
@@ -690,6 +740,8 @@ class PostgresStore(Store):
 
     def _translate(self, exc: BaseException) -> BaseException:
         """Map driver errors to memvault errors; never let the password through."""
+        if isinstance(exc, _Unreachable):
+            return BackendUnavailable(f"PostgreSQL at {self._display} is unreachable: {exc}")
         if isinstance(exc, PoolClosed) or (self._closed and isinstance(exc, psycopg.InterfaceError)):
             return BackendUnavailable(f"the PostgreSQL store {self._display} is closed")
         if isinstance(exc, PoolTimeout):
@@ -723,10 +775,70 @@ class PostgresStore(Store):
         if self._conn is not None:
             with self._lock:
                 yield self._conn
-        else:
-            assert self._pool is not None
-            with self._pool.connection(timeout=self.pool_timeout) as conn:
+            return
+        if self._down_since is not None:
+            self._probe()  # fails at once while the server is down; a fresh pool once it answers again
+        assert self._pool is not None
+        pool = self._pool
+        errors = pool.get_stats().get("connections_errors", 0)
+        entered = False
+        try:
+            with pool.connection(timeout=self.unavailable_timeout) as conn:
+                entered = True
                 yield conn
+                return
+        except PoolTimeout:
+            if entered:
+                raise
+        stats = pool.get_stats()
+        # not a busy pool (that is full, and worth waiting for) but one that cannot connect: an outage
+        if stats.get("connections_errors", 0) > errors or stats.get("pool_size", 0) < pool.max_size:
+            self._went_down()
+            raise _Unreachable(f"no connection could be made within {self.unavailable_timeout:g}s")
+        with pool.connection(timeout=self.pool_timeout - self.unavailable_timeout) as conn:
+            yield conn
+
+    def _went_down(self) -> None:
+        with self._probe_lock:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                self._next_probe = self._down_since + PROBE_INTERVAL
+                logger.warning("postgres: %s is unreachable; calls fail fast until it answers a probe", self._display)
+
+    def _still_down(self) -> _Unreachable:
+        now = time.monotonic()
+        return _Unreachable(f"down for {now - (self._down_since or now):.1f}s; next reconnect probe in "
+                            f"{max(self._next_probe - now, 0):.1f}s")
+
+    def _probe(self) -> None:
+        """While the server is down: at most one direct connection attempt per PROBE_INTERVAL, every other call
+        fails at once. When a probe connects, the pool (whose reconnect backoff may have grown to many seconds)
+        is replaced by a fresh one, so the first call after an outage does not wait."""
+        with self._probe_lock:
+            if self._down_since is None:
+                return
+            now = time.monotonic()
+            if now < self._next_probe:
+                raise self._still_down()
+            self._next_probe = now + PROBE_INTERVAL
+            pool = self._pool
+            conninfo = pool.conninfo if pool is not None else self._conninfo
+            kwargs = dict(pool.kwargs or {}) if pool is not None else dict(self._kwargs)
+            kwargs["connect_timeout"] = max(1, round(min(self.connect_timeout, 2.0)))
+            try:
+                psycopg.connect(conninfo, **kwargs).close()
+            except psycopg.Error as exc:
+                raise _Unreachable(f"down for {now - self._down_since:.1f}s ({self._scrub(str(exc)).strip()})") from None
+            self._down_since = None
+            old = self._pool
+            if old is not None and old in self._owned:
+                fresh = ConnectionPool(old.conninfo, kwargs=dict(old.kwargs or {}), min_size=self.min_size,
+                                       max_size=self.max_size, timeout=self.pool_timeout, open=False, name=old.name)
+                fresh.open(wait=False)
+                self._pool = fresh
+                self._owned[self._owned.index(old)] = fresh
+                threading.Thread(target=old.close, kwargs={"timeout": 1.0}, daemon=True).start()
+            logger.warning("postgres: %s answers again", self._display)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -734,7 +846,7 @@ class PostgresStore(Store):
         try:
             with self._checkout() as conn:
                 yield conn
-        except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
+        except (psycopg.Error, PoolTimeout, PoolClosed, _Unreachable) as exc:
             raise self._fail(exc) from None
 
     @contextlib.contextmanager
@@ -749,7 +861,7 @@ class PostgresStore(Store):
         idempotent on message id and every plan's transaction either committed whole or not at all."""
         if isinstance(exc, _RETRY):
             return attempt < MAX_RETRIES
-        if isinstance(exc, (PoolTimeout, PoolClosed, psycopg.errors.QueryCanceled)) or self._closed:
+        if isinstance(exc, (PoolTimeout, PoolClosed, psycopg.errors.QueryCanceled, _Unreachable)) or self._closed:
             return False
         return isinstance(exc, psycopg.OperationalError) and attempt < 2
 
@@ -761,10 +873,25 @@ class PostgresStore(Store):
             try:
                 with self._checkout() as conn:
                     return _drive_sync(conn, plan_fn(*args))
-            except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
+            except (psycopg.Error, PoolTimeout, PoolClosed, _Unreachable) as exc:
                 if not self._retry(exc, attempt):
+                    self._suspect(exc)
                     raise self._fail(exc) from None
                 logger.debug("postgres: retrying %s after %s", getattr(plan_fn, "__name__", "plan"), type(exc).__name__)
+
+    def _suspect(self, exc: BaseException) -> None:
+        """A call gave up on a connection error: if the server does not take a new connection either, it is down
+        (open the breaker, so the next calls fail at once instead of waiting for the pool)."""
+        if self._down_since is not None or self._conn is not None or self._closed:
+            return
+        if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) or isinstance(
+                exc, psycopg.errors.QueryCanceled):
+            return
+        kwargs = {**dict(self._pool.kwargs or {}), "connect_timeout": 1} if self._pool is not None else self._kwargs
+        try:
+            psycopg.connect(self._pool.conninfo if self._pool is not None else self._conninfo, **kwargs).close()
+        except psycopg.Error:
+            self._went_down()
 
     # -- schema ------------------------------------------------------------------------------------------------------
     def _setup(self, conn: psycopg.Connection[Any], vector: bool) -> None:
@@ -898,8 +1025,6 @@ class PostgresStore(Store):
             metas.append(_jsonb_text(message.metadata) if message.metadata else None)
             texts.append(message.text[:MAX_INDEXED_CHARS].replace("\x00", ""))
         meta = json.dumps(dict(options.metadata or {}), ensure_ascii=False, allow_nan=False)
-        if "\\u0000" in meta:
-            raise InvalidMessage("session metadata holds a NUL character; PostgreSQL jsonb cannot store it")
         return {
             "ns": ns,
             "sid": sid,
@@ -951,7 +1076,7 @@ class PostgresStore(Store):
         return bool(rows and rows[0][0])
 
     def _p_list_sessions(self, query: SessionQuery) -> Plan[Page[SessionInfo]]:
-        limit = check_limit(query.limit)
+        limit = check_limit(query.limit, maximum=MAX_PAGE)
         where = ["namespace = %s", "(expires_at IS NULL OR expires_at > %s)"]
         params: list[Any] = [query.namespace, self.clock()]
         if query.user_id is not None:
@@ -965,10 +1090,10 @@ class PostgresStore(Store):
             params.append(query.updated_before)
         for key, value in (query.metadata or {}).items():
             # jsonb equality: numbers by value, objects regardless of key order, true is not 1
-            where.append("metadata -> %s = %s::jsonb")
+            where.append("(metadata -> %s)::jsonb = %s::jsonb")
             params.extend([key, _jsonb_text(value)])
         if query.cursor:
-            updated, sid = decode_cursor(query.cursor)
+            updated, sid = decode_cursor(query.cursor, float, str)
             where.append("(updated_at, id) < (%s, %s)")
             params.extend([updated, sid])
         sql = (
@@ -1046,6 +1171,30 @@ class PostgresStore(Store):
         rows = yield Q(self._sql(_DELETE_MESSAGES), {"ns": ns, "sid": sid, "ids": wanted, "now": self.clock()})
         return int(rows[0][0])
 
+    def _p_pop_messages(
+        self, ns: str, sid: str, index: int | None, count: int, ids: Sequence[str] | None
+    ) -> Plan[list[Message]]:
+        params: dict[str, Any] = {"ns": ns, "sid": sid, "now": self.clock()}
+        if ids is not None:  # one statement: RETURNING names exactly the rows this statement deleted
+            wanted = [i for i in dict.fromkeys(ids) if "\x00" not in i]
+            if not wanted:
+                return []
+            rows = yield Q(self._sql(_POP_IDS), {**params, "ids": wanted})
+            return [self._decode(ns, sid, seq, body) for seq, body in rows]
+        index = index or 0
+        yield BEGIN
+        locked = yield Q(self._sql(_POP_LOCK), params)
+        span = pop_range(int(locked[0][0]), index, count) if locked else None
+        if span is None:
+            yield COMMIT
+            return []
+        size, (start, stop) = int(locked[0][0]), span
+        backwards = start > size - stop  # nearer the end: walk the primary key backwards
+        params.update(n=stop - start, off=size - stop if backwards else start)
+        rows = yield Q(self._sql(_POP.replace("{ORDER}", "DESC" if backwards else "ASC")), params)
+        yield COMMIT
+        return [self._decode(ns, sid, seq, body) for seq, body in rows]
+
     def _p_count(self, ns: str, sid: str) -> Plan[int]:
         rows = yield Q(
             self._sql("SELECT message_count FROM {s}.sessions WHERE namespace = %(ns)s AND id = %(sid)s AND {LIVE}"),
@@ -1107,7 +1256,7 @@ class PostgresStore(Store):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Plan[Page[Message]]:
-        limit = check_limit(limit)
+        limit = check_limit(limit, maximum=MAX_PAGE)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidFilter("metadata filter must be a dict of key -> value (equality)")
         if text is not None and not isinstance(text, str):
@@ -1218,6 +1367,11 @@ class PostgresStore(Store):
 
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         return self.run_plan(self._p_delete_messages, ns, sid, ids)
+
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        return self.run_plan(self._p_pop_messages, ns, sid, index, count, ids)
 
     def count(self, ns: str, sid: str) -> int:
         return self.run_plan(self._p_count, ns, sid)
@@ -1413,11 +1567,20 @@ class PostgresAsyncStore:
         attempt = 0
         while True:
             attempt += 1
+            if store._down_since is not None:  # the breaker is open: fail at once, or probe when a probe is due
+                try:
+                    if time.monotonic() < store._next_probe:
+                        raise store._still_down()
+                    await asyncio.to_thread(store._probe)
+                except _Unreachable as exc:
+                    raise store._fail(exc) from None
             try:
                 async with self._checkout() as conn:
                     return await _drive_async(conn, plan_fn(*args))
             except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
                 if not store._retry(exc, attempt):
+                    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+                        await asyncio.to_thread(store._suspect, exc)
                     raise store._fail(exc) from None
 
     async def get_session(self, ns: str, sid: str) -> SessionInfo | None:
@@ -1458,6 +1621,11 @@ class PostgresAsyncStore:
 
     async def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         return await self.run_plan(self._store._p_delete_messages, ns, sid, ids)
+
+    async def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        return await self.run_plan(self._store._p_pop_messages, ns, sid, index, count, ids)
 
     async def count(self, ns: str, sid: str) -> int:
         return await self.run_plan(self._store._p_count, ns, sid)

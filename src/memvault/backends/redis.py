@@ -43,18 +43,12 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
-from memvault.contract import (
-    AppendOptions,
-    SessionQuery,
-    Store,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-    metadata_matches,
-)
+from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store
+from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import BackendUnavailable, CorruptData, InvalidURL, MemvaultError, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
 from memvault.urls import mask_url
+from memvault.validation import check_limit, metadata_matches
 
 logger = logging.getLogger("memvault.redis")
 
@@ -70,10 +64,16 @@ CHUNK = 500
 # helpers a script includes only if it calls them: each local function costs a closure per run (~1.5 us here)
 _HELPERS: dict[str, str] = {
     "base_of": "local function base_of(s) return string.sub(s, 1, -2) end",
+    "num": """local function num(value, what)
+  local n = tonumber(value)
+  if value and not n then error({err = 'MEMVAULT_CORRUPT session field ' .. what .. ' is not a number'}) end
+  return n
+end""",
     "state": """local function state(s, now)
   local c = redis.call('HMGET', s, 'c', 'x')
   if not c[1] then return 0 end
-  if c[2] and tonumber(c[2]) <= now then return 1 end
+  local x = num(c[2], 'x')
+  if x and x <= now then return 1 end
   return 2
 end""",
     "chunked": """local function chunked(cmd, key, items)
@@ -95,8 +95,8 @@ end""",
   return r
 end""",
     "touch": """local function touch(s, now_s)
-  local up = redis.call('HGET', s, 'up')
-  if (not up) or tonumber(up) < tonumber(now_s) then redis.call('HSET', s, 'up', now_s) end
+  local up = tonumber(redis.call('HGET', s, 'up'))
+  if (not up) or up < tonumber(now_s) then redis.call('HSET', s, 'up', now_s) end
 end""",
 }
 
@@ -110,6 +110,10 @@ local now_s = ARGV[1]
 local cur = redis.call('HMGET', s, 'c', 'x', 'ls', 'b', 'up')
 local ls, b
 local fields = {}
+if cur[1] and (not tonumber(cur[3] or '0') or not tonumber(cur[4] or '0') or (cur[2] and not tonumber(cur[2]))
+    or not tonumber(cur[5] or '0')) then
+  return redis.error_reply('MEMVAULT_CORRUPT session fields ls/b/x/up are not numbers')
+end
 if (not cur[1]) or (cur[2] and tonumber(cur[2]) <= tonumber(now_s)) then
   -- a new session, or a write to an expired one: start from nothing
   for _, kind in ipairs(redis.call('SMEMBERS', k)) do redis.call('DEL', base .. 'r:' .. kind) end
@@ -118,8 +122,8 @@ if (not cur[1]) or (cur[2] and tonumber(cur[2]) <= tonumber(now_s)) then
   if ARGV[5] ~= '' then fields[#fields + 1] = 'u'; fields[#fields + 1] = ARGV[5] end
   ls, b = 0, 0
 else
-  ls, b = tonumber(cur[3]), tonumber(cur[4])
-  if tonumber(cur[5]) < tonumber(now_s) then fields = {'up', now_s} end
+  ls, b = tonumber(cur[3] or '0'), tonumber(cur[4] or '0')
+  if tonumber(cur[5] or '0') < tonumber(now_s) then fields = {'up', now_s} end
 end
 if ARGV[8] == 'r' then
   redis.call('DEL', m, h)
@@ -252,6 +256,41 @@ end
 return n
 """
 
+# KEYS s m h; ARGV now, index|'', count, id... -> {seq, body, ...} of the removed messages: `count` from position
+# `index` (as in Python), or the given ids that exist
+_POP = r"""
+local s, m, h = KEYS[1], KEYS[2], KEYS[3]
+if state(s, tonumber(ARGV[1])) ~= 2 then return {} end
+local flat = {}
+if ARGV[2] ~= '' then
+  local n = redis.call('ZCARD', m)
+  local start, count = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if start < 0 then start = start + n end
+  if count < 1 or start < 0 or start >= n then return {} end
+  flat = redis.call('ZRANGE', m, start, math.min(start + count, n) - 1, 'WITHSCORES')
+else
+  for i = 4, #ARGV do
+    local seq = redis.call('ZSCORE', m, ARGV[i])
+    if seq then flat[#flat + 1] = ARGV[i]; flat[#flat + 1] = seq end
+  end
+end
+local out, freed = {}, 0
+for i = 1, #flat, 2 do
+  local id = flat[i]
+  local body = redis.call('HGET', h, id)
+  if body then freed = freed + #body end
+  out[#out + 1] = flat[i + 1]
+  out[#out + 1] = body or false
+  redis.call('HDEL', h, id)
+  redis.call('ZREM', m, id)
+end
+if #out > 0 then
+  redis.call('HINCRBY', s, 'b', -freed)
+  touch(s, ARGV[1])
+end
+return out
+"""
+
 # KEYS s m h k; ARGV now -> removed message count (-1: no live session)
 _CLEAR = r"""
 local s, m = KEYS[1], KEYS[2]
@@ -350,7 +389,14 @@ class _Script:
 
     @classmethod
     def of(cls, name: str, body: str) -> _Script:
-        used = [src for fn, src in _HELPERS.items() if re.search(rf"\b{fn}\(", body)]
+        wanted, text = set(), body
+        while True:  # helpers that the body (or another wanted helper) calls, in _HELPERS order
+            more = {fn for fn in _HELPERS if fn not in wanted and re.search(rf"\b{fn}\(", text)}
+            if not more:
+                break
+            wanted |= more
+            text = body + "".join(_HELPERS[fn] for fn in wanted)
+        used = [src for fn, src in _HELPERS.items() if fn in wanted]
         source = "\n".join([*used, body])
         return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
 
@@ -361,6 +407,7 @@ READ = _Script.of("read", _READ)
 GET = _Script.of("get", _GET)
 DELETE_MESSAGES = _Script.of("delete_messages", _DELETE_MESSAGES)
 CLEAR = _Script.of("clear", _CLEAR)
+POP = _Script.of("pop", _POP)
 DELETE_SESSION = _Script.of("delete_session", _DELETE_SESSION)
 PURGE_ONE = _Script.of("purge_one", _PURGE_ONE)
 PUT_RECORD = _Script.of("put_record", _PUT_RECORD)
@@ -380,6 +427,9 @@ class Eval:
     script: _Script
     keys: tuple[str, ...]
     args: tuple[Any, ...]
+    #: in a batch, hand this command's error back as its reply instead of failing the batch (listings: one damaged
+    #: session must not hide the others)
+    tolerant: bool = False
 
     def wire(self, cached: bool = True) -> tuple[Any, ...]:
         head = ("EVALSHA", self.script.sha) if cached else ("EVAL", self.script.source)
@@ -412,6 +462,21 @@ def _wire(command: Command, cached: bool = True) -> tuple[Any, ...]:
     return command.wire(cached) if isinstance(command, Eval) else command
 
 
+def _failed(exc: BaseException, command: Command) -> BaseException:
+    """``exc`` tagged with the keys of the command that raised it (so errors can name the session)."""
+    if isinstance(command, Eval):
+        exc.memvault_keys = command.keys  # type: ignore[attr-defined]
+    return exc
+
+
+def _settle(command: Command, result: Any) -> Any:
+    if isinstance(result, Exception):
+        if isinstance(command, Eval) and command.tolerant and isinstance(result, ResponseError):
+            return _failed(result, command)
+        raise _failed(result, command)
+    return result
+
+
 def _run_sync(client: Any, op: Op) -> Any:
     reply: Any = None
     while True:
@@ -430,16 +495,21 @@ def _run_sync(client: Any, op: Op) -> Any:
             reply = pipe.execute(raise_on_error=False)
             for i, result in enumerate(reply):
                 if isinstance(result, NoScriptError):
-                    reply[i] = client.execute_command(*_wire(step[i], cached=False))
-                elif isinstance(result, Exception):
-                    raise result
+                    try:
+                        result = client.execute_command(*_wire(step[i], cached=False))
+                    except ResponseError as exc:
+                        result = exc
+                reply[i] = _settle(step[i], result)
 
 
 def _one_sync(client: Any, command: Command) -> Any:
     try:
-        return client.execute_command(*_wire(command))
-    except NoScriptError:
-        return client.execute_command(*_wire(command, cached=False))
+        try:
+            return client.execute_command(*_wire(command))
+        except NoScriptError:
+            return client.execute_command(*_wire(command, cached=False))
+    except ResponseError as exc:
+        return _settle(command, exc)
 
 
 async def _run_async(client: Any, op: Op) -> Any:
@@ -460,16 +530,21 @@ async def _run_async(client: Any, op: Op) -> Any:
             reply = await pipe.execute(raise_on_error=False)
             for i, result in enumerate(reply):
                 if isinstance(result, NoScriptError):
-                    reply[i] = await client.execute_command(*_wire(step[i], cached=False))
-                elif isinstance(result, Exception):
-                    raise result
+                    try:
+                        result = await client.execute_command(*_wire(step[i], cached=False))
+                    except ResponseError as exc:
+                        result = exc
+                reply[i] = _settle(step[i], result)
 
 
 async def _one_async(client: Any, command: Command) -> Any:
     try:
-        return await client.execute_command(*_wire(command))
-    except NoScriptError:
-        return await client.execute_command(*_wire(command, cached=False))
+        try:
+            return await client.execute_command(*_wire(command))
+        except NoScriptError:
+            return await client.execute_command(*_wire(command, cached=False))
+    except ResponseError as exc:
+        return _settle(command, exc)
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
@@ -568,6 +643,9 @@ class _Connector:
     owns_async: bool = True
     #: passwords to scrub from any error text (never shown in reprs)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: concurrent async commands allowed at once (redis-py's async cluster client raises MaxConnectionsError past
+    #: its per-node pool instead of waiting, so memvault queues the excess itself)
+    async_limit: int = DEFAULT_POOL_SIZE
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -600,6 +678,7 @@ class RedisStore(Store):
         if ttl != "default":
             self.default_ttl = _parse_ttl(ttl)  # type: ignore[misc]
         self._aio_loop: Any = None
+        self._aio_gate: asyncio.Semaphore | None = None
         self._closed = False
 
     # -- construction --------------------------------------------------------------------------------------------
@@ -679,7 +758,7 @@ class RedisStore(Store):
                 nodes = [ClusterNode(h, p) for h, p in hosts]
                 return RedisCluster(startup_nodes=nodes, retry=_retry(retries), **kw)
 
-            connector = _Connector("cluster", shown, make_sync, make_async)
+            connector = _Connector("cluster", shown, make_sync, make_async, async_limit=pool_size)
         elif scheme == "redis+sentinel":
             user, pw, hosts = _netloc(parts.netloc)
             path = [p for p in parts.path.split("/") if p]
@@ -781,6 +860,7 @@ class RedisStore(Store):
             except (RedisError, OSError) as exc:
                 raise self._unavailable(exc) from exc
             self._aio_loop = loop
+            self._aio_gate = asyncio.Semaphore(conn.async_limit) if self.mode == "cluster" else None
         return conn.async_client
 
     def _scrub(self, text: str) -> str:
@@ -803,12 +883,15 @@ class RedisStore(Store):
             text = self._scrub(str(exc))
             if text.split(" ", 1)[0] in _UNAVAILABLE_REPLIES or "OOM" in text or "NOAUTH" in text:
                 return self._unavailable(exc)
-            if "WRONGTYPE" in text:
+            keys = getattr(exc, "memvault_keys", None)
+            where = f"session key {_text(keys[0])!r}" if keys else f"a key under prefix {self.prefix!r}"
+            if "WRONGTYPE" in text or "MEMVAULT_CORRUPT" in text:
                 return CorruptData(
-                    f"Redis at {self.url}: a key under prefix {self.prefix!r} holds foreign data ({text}); "
-                    "use a prefix no other application writes to"
+                    f"Redis at {self.url}: {where} holds data memvault did not write ({text}); the other sessions "
+                    "are unaffected. Delete that session (or its keys), and use a prefix no other application "
+                    "writes to"
                 )
-            return MemvaultError(f"Redis at {self.url} refused a command: {text}")
+            return MemvaultError(f"Redis at {self.url} refused a command for {where}: {text}")
         return exc
 
     def _run(self, op: Op) -> Any:
@@ -821,7 +904,12 @@ class RedisStore(Store):
 
     async def _arun(self, op: Op) -> Any:
         try:
-            return await _run_async(self._async_client(), op)
+            client = self._async_client()
+            gate = self._aio_gate
+            if gate is None:
+                return await _run_async(client, op)
+            async with gate:
+                return await _run_async(client, op)
         except RedisError as exc:
             raise self._translate(exc) from exc
         except OSError as exc:
@@ -852,20 +940,31 @@ class RedisStore(Store):
 
     # -- decoding ------------------------------------------------------------------------------------------------
     def _info(self, ns: str, sid: str, raw: Sequence[Any]) -> SessionInfo:
-        created, updated, expires, user, meta, last_seq, size, count = raw
-        return SessionInfo(
-            id=sid,
-            namespace=ns,
-            user_id=None if user is None else _text(user),
-            created_at=from_epoch(float(created)),  # type: ignore[arg-type]
-            updated_at=from_epoch(float(updated)),  # type: ignore[arg-type]
-            message_count=int(count),
-            size_bytes=int(size or 0),
-            metadata=json.loads(meta) if meta else {},
-            expires_at=None if expires is None else from_epoch(float(expires)),
-            backend=self.backend,
-            last_seq=int(last_seq or 0),
-        )
+        try:
+            if isinstance(raw, ResponseError):
+                raise raw
+            created, updated, expires, user, meta, last_seq, size, count = raw
+            metadata = json.loads(meta) if meta else {}
+            if not isinstance(metadata, dict):
+                raise TypeError("metadata is not a JSON object")
+            return SessionInfo(
+                id=sid,
+                namespace=ns,
+                user_id=None if user is None else _text(user),
+                created_at=from_epoch(float(created)),  # type: ignore[arg-type]
+                updated_at=from_epoch(float(updated)),  # type: ignore[arg-type]
+                message_count=int(count),
+                size_bytes=int(size or 0),
+                metadata=metadata,
+                expires_at=None if expires is None else from_epoch(float(expires)),
+                backend=self.backend,
+                last_seq=int(last_seq or 0),
+            )
+        except (ValueError, TypeError, OverflowError, RecursionError, UnicodeDecodeError, ResponseError) as exc:
+            raise CorruptData(
+                f"Redis at {self.url}: session key {self._keys(ns, sid, 1)[0]!r} holds unreadable fields ({exc}); the "
+                "other sessions are unaffected: delete this session or fix its hash"
+            ) from None
 
     def _messages(self, ns: str, sid: str, flat: Sequence[Any]) -> list[Message]:
         out = []
@@ -964,6 +1063,18 @@ class RedisStore(Store):
         deleted = yield from self._indexed(script, ("ZADD", self._index(ns), "XX", "GT", now, sid))
         return int(deleted)
 
+    def _op_pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> Op:
+        now = _num(self.clock())
+        wanted = () if ids is None else tuple(dict.fromkeys(ids))
+        if ids is not None and not wanted:
+            return []
+        args = (now, "" if ids is not None else str(int(index or 0)), str(int(count)), *wanted)
+        flat = yield from self._indexed(Eval(POP, self._keys(ns, sid, 3), args),
+                                        ("ZADD", self._index(ns), "XX", "GT", now, sid))
+        return sorted(self._messages(ns, sid, flat), key=lambda m: m.seq)
+
     def _op_clear(self, ns: str, sid: str) -> Op:
         now = _num(self.clock())
         script = Eval(CLEAR, self._keys(ns, sid), (now,))
@@ -998,8 +1109,8 @@ class RedisStore(Store):
         return int(n)
 
     def _op_list_sessions(self, query: SessionQuery) -> Op:
-        limit = check_limit(query.limit)
-        cursor = decode_cursor(query.cursor) if query.cursor else None
+        limit = check_limit(query.limit, maximum=MAX_PAGE)
+        cursor = decode_cursor(query.cursor, float, str) if query.cursor else None
         index = self._index(query.namespace)
         walk = _IndexWalk(index, min(max(2 * (limit + 1), 32), 1000))
         if query.updated_before is not None:
@@ -1018,14 +1129,18 @@ class RedisStore(Store):
                 entries = [(sid, sc) for sid, sc in entries if sc < cursor[0] or (sc == cursor[0] and sid < cursor[1])]
             if not entries:
                 continue
-            raws = yield [Eval(INFO, self._keys(query.namespace, sid, 2), (now,)) for sid, _ in entries]
+            raws = yield [Eval(INFO, self._keys(query.namespace, sid, 2), (now,), tolerant=True) for sid, _ in entries]
             for (sid, score), raw in zip(entries, raws, strict=True):
                 if raw == 0:
                     orphans.append((sid, score))
                     continue
                 if isinstance(raw, int):  # expired: invisible, left for purge_expired
                     continue
-                info = self._info(query.namespace, sid, raw)
+                try:
+                    info = self._info(query.namespace, sid, raw)
+                except CorruptData as exc:  # reported and left out: one damaged session never fails the page
+                    logger.warning("skipping a corrupt session in a listing: %s", exc)
+                    continue
                 if query.user_id is not None and info.user_id != query.user_id:
                     continue
                 if not metadata_matches(info.metadata, query.metadata):
@@ -1105,6 +1220,11 @@ class RedisStore(Store):
 
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         return self._run(self._op_delete_messages(ns, sid, ids))  # type: ignore[no-any-return]
+
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        return self._run(self._op_pop_messages(ns, sid, index=index, count=count, ids=ids))  # type: ignore[no-any-return]
 
     def count(self, ns: str, sid: str) -> int:
         return self._run(self._op_count(ns, sid))  # type: ignore[no-any-return]
@@ -1258,6 +1378,7 @@ for _name in (
     "read",
     "get_messages",
     "delete_messages",
+    "pop_messages",
     "count",
     "clear",
     "put_record",

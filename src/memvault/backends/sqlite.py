@@ -11,6 +11,7 @@ own tables; migrations run inside ``BEGIN IMMEDIATE`` so two processes opening a
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,17 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from memvault.contract import (
-    AppendOptions,
-    SessionQuery,
-    Store,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-)
+from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store, pop_range
+from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import BackendUnavailable, CorruptData, SchemaVersionError, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
 from memvault.urls import file_path, query_options
+from memvault.validation import check_limit, json_equal
+
+logger = logging.getLogger("memvault.sqlite")
 
 SCHEMA_VERSION = 1
 CHUNK = 500  # ids per IN (...) list
@@ -98,9 +96,22 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _sql_json_equal(stored: str | None, wanted: str) -> int:
+    """``memvault_json_equal(a, b)``: :func:`memvault.validation.json_equal` of two JSON texts (nested values)."""
+    try:
+        return int(json_equal(json.loads(stored or "null"), json.loads(wanted)))
+    except (ValueError, RecursionError):
+        return 0
+
+
 def _json_filter(key: str, value: Any) -> tuple[str, list[Any]]:
-    """SQL (with parameters) that is true when metadata[key] == value, exactly as Python compares JSON values."""
-    each = "EXISTS (SELECT 1 FROM json_each(sessions.metadata) AS m WHERE m.key = ? AND {})"
+    """SQL (with parameters) true when metadata[key] equals ``value`` under JSON equality
+    (:func:`memvault.validation.json_equal`: the one semantics of every backend). A session whose stored metadata
+    is not JSON matches nothing instead of failing the query."""
+    each = (
+        "CASE WHEN json_valid(sessions.metadata) THEN "
+        "EXISTS (SELECT 1 FROM json_each(sessions.metadata) AS m WHERE m.key = ? AND {}) ELSE 0 END"
+    )
     if value is None:
         return each.format("m.type = 'null'"), [key]
     if isinstance(value, bool):
@@ -109,7 +120,7 @@ def _json_filter(key: str, value: Any) -> tuple[str, list[Any]]:
         return each.format("m.type IN ('integer', 'real') AND m.atom = ?"), [key, value]
     if isinstance(value, str):
         return each.format("m.type = 'text' AND m.atom = ?"), [key, value]
-    return each.format("m.type IN ('object', 'array') AND m.value = json(?)"), [
+    return each.format("m.type IN ('object', 'array') AND memvault_json_equal(m.value, ?)"), [
         key,
         json.dumps(value, ensure_ascii=False, separators=(",", ":")),
     ]
@@ -158,6 +169,7 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            conn.create_function("memvault_json_equal", 2, _sql_json_equal, deterministic=True)
             self._conn = conn
             self.migrate("core", MIGRATIONS)
         except sqlite3.DatabaseError as exc:
@@ -167,6 +179,9 @@ class SQLiteStore(Store):
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
         text = str(exc)
+        if "malformed JSON" in text:
+            return CorruptData(f"{self.path} holds a value that is not valid JSON ({text}); the file itself is fine",
+                               path=str(self.path))
         if "not a database" in text or "malformed" in text:
             return CorruptData(
                 f"{self.path} is not a readable SQLite database ({text}). Move it aside and memvault starts a new one; "
@@ -187,6 +202,15 @@ class SQLiteStore(Store):
         if self._conn is None:
             raise BackendUnavailable(f"SQLite store {self.path} is closed")
         return self._conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the store's lock for single-statement reads; errors are translated."""
+        with self._lock:
+            try:
+                yield self.conn
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -234,19 +258,39 @@ class SQLiteStore(Store):
     # -- helpers -------------------------------------------------------------------------------------------------
     def _info(self, row: Sequence[Any]) -> SessionInfo:
         sid, ns, user, created, updated, count, size, meta, expires, last_seq = row
-        return SessionInfo(
-            id=sid,
-            namespace=ns,
-            user_id=user,
-            created_at=from_epoch(created),  # type: ignore[arg-type]
-            updated_at=from_epoch(updated),  # type: ignore[arg-type]
-            message_count=count,
-            size_bytes=size,
-            metadata=json.loads(meta),
-            expires_at=from_epoch(expires),
-            backend=self.backend,
-            last_seq=last_seq,
-        )
+        try:
+            metadata = json.loads(meta)
+            if not isinstance(metadata, dict) or (user is not None and not isinstance(user, str)):
+                raise TypeError("metadata is not a JSON object" if not isinstance(metadata, dict) else "bad user_id")
+            return SessionInfo(
+                id=sid,
+                namespace=ns,
+                user_id=user,
+                created_at=from_epoch(created),  # type: ignore[arg-type]
+                updated_at=from_epoch(updated),  # type: ignore[arg-type]
+                message_count=int(count),
+                size_bytes=int(size),
+                metadata=metadata,
+                expires_at=from_epoch(expires),
+                backend=self.backend,
+                last_seq=int(last_seq),
+            )
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise CorruptData(
+                f"{self.path}: the row of session {sid!r} in namespace {ns!r} is unreadable ({exc}); the other "
+                "sessions are unaffected: delete this one or fix the row",
+                path=str(self.path),
+            ) from None
+
+    def _listed(self, rows: Sequence[Sequence[Any]]) -> list[SessionInfo]:
+        """Rows of a listing as SessionInfo; an unreadable one is reported and left out, never fails the page."""
+        infos = []
+        for row in rows:
+            try:
+                infos.append(self._info(row))
+            except CorruptData as exc:
+                logger.warning("skipping a corrupt session in a listing: %s", exc)
+        return infos
 
     def _live_row(self, c: sqlite3.Connection, ns: str, sid: str) -> tuple[Any, ...] | None:
         return c.execute(  # type: ignore[no-any-return]
@@ -344,8 +388,8 @@ class SQLiteStore(Store):
 
     # -- sessions ------------------------------------------------------------------------------------------------
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
-        with self._lock:
-            row = self._live_row(self.conn, ns, sid)
+        with self.reading() as c:
+            row = self._live_row(c, ns, sid)
         return None if row is None else self._info(row)
 
     def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
@@ -362,7 +406,7 @@ class SQLiteStore(Store):
         return existed
 
     def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
-        limit = check_limit(query.limit)
+        limit = check_limit(query.limit, maximum=MAX_PAGE)
         where = ["namespace = ?", _LIVE]
         params: list[Any] = [query.namespace, self.clock()]
         if query.user_id is not None:
@@ -379,16 +423,16 @@ class SQLiteStore(Store):
             where.append(clause)
             params.extend(values)
         if query.cursor:
-            updated, sid = decode_cursor(query.cursor)
+            updated, sid = decode_cursor(query.cursor, float, str)
             where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
             params.extend([updated, updated, sid])
         sql = (
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)} "
             "ORDER BY updated_at DESC, id DESC LIMIT ?"
         )
-        with self._lock:
-            rows = self.conn.execute(sql, [*params, limit + 1]).fetchall()
-        items = [self._info(r) for r in rows[:limit]]
+        with self.reading() as c:
+            rows = c.execute(sql, [*params, limit + 1]).fetchall()
+        items = self._listed(rows[:limit])
         cursor = None
         if len(rows) > limit:
             cursor = encode_cursor(rows[limit - 1][4], rows[limit - 1][0])
@@ -449,11 +493,8 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            try:
-                rows = self.conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
+        with self.reading() as c:
+            rows = c.execute(sql, params).fetchall()
         return [decode_body(body, session_id=sid, seq=seq, where=f"{self.path} {ns}/{sid}#{seq}") for seq, body in rows]
 
     def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
@@ -491,9 +532,42 @@ class SQLiteStore(Store):
                 )
         return deleted
 
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        with self.transaction() as c:
+            row = self._live_row(c, ns, sid)
+            if row is None:
+                return []
+            base = "SELECT seq, body FROM messages WHERE namespace = ? AND session_id = ?"
+            rows: list[tuple[int, str]] = []
+            if ids is not None:
+                for chunk in _chunks(list(dict.fromkeys(ids))):
+                    rows += c.execute(f"{base} AND id IN ({_marks(len(chunk))})", (ns, sid, *chunk)).fetchall()
+                rows.sort()
+            elif (span := pop_range(row[5], index or 0, count)) is not None:
+                start, stop = span
+                if start > row[5] - stop:  # nearer the end: walk the seq index backwards
+                    rows = c.execute(f"{base} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                                     (ns, sid, stop - start, row[5] - stop)).fetchall()[::-1]
+                else:
+                    rows = c.execute(f"{base} ORDER BY seq LIMIT ? OFFSET ?", (ns, sid, stop - start, start)).fetchall()
+            if not rows:
+                return []
+            seqs = [seq for seq, _ in rows]
+            for part in _chunks(seqs):  # type: ignore[arg-type]
+                c.execute(f"DELETE FROM messages WHERE namespace = ? AND session_id = ? AND seq IN ({_marks(len(part))})",
+                          (ns, sid, *part))
+            c.execute(
+                "UPDATE sessions SET message_count = message_count - ?, size_bytes = size_bytes - ?, "
+                "updated_at = max(updated_at, ?) WHERE namespace = ? AND id = ?",
+                (len(rows), sum(len(body.encode("utf-8")) for _, body in rows), self.clock(), ns, sid),
+            )
+        return [decode_body(body, session_id=sid, seq=seq, where=f"{self.path} {ns}/{sid}#{seq}") for seq, body in rows]
+
     def count(self, ns: str, sid: str) -> int:
-        with self._lock:
-            row = self._live_row(self.conn, ns, sid)
+        with self.reading() as c:
+            row = self._live_row(c, ns, sid)
         return 0 if row is None else row[5]  # type: ignore[no-any-return]
 
     def clear(self, ns: str, sid: str) -> int:
@@ -539,7 +613,17 @@ class SQLiteStore(Store):
                 rows = c.execute(f"{base} ORDER BY key DESC LIMIT ?", (ns, sid, kind, last)).fetchall()[::-1]
             else:
                 rows = c.execute(f"{base} ORDER BY key", (ns, sid, kind)).fetchall()
-        return [(key, json.loads(data)) for key, data in rows]
+        return [(key, self._record(ns, sid, kind, key, data)) for key, data in rows]
+
+    def _record(self, ns: str, sid: str, kind: str, key: str, data: str) -> dict[str, Any]:
+        try:
+            value = json.loads(data)
+        except (ValueError, TypeError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise CorruptData(f"{self.path}: record {kind}/{key} of session {ns}/{sid} is not a JSON object",
+                              path=str(self.path))
+        return value
 
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         base = "DELETE FROM records WHERE namespace = ? AND session_id = ? AND kind = ?"
@@ -553,15 +637,11 @@ class SQLiteStore(Store):
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:
-        with self._lock:
-            try:
-                self.conn.execute("SELECT 1").fetchone()
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
+        with self.reading() as c:
+            c.execute("SELECT count(*) FROM sessions").fetchone()
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            c = self.conn
+        with self.reading() as c:
             versions = dict(c.execute("SELECT component, version FROM schema_versions").fetchall())
             sessions, messages = c.execute("SELECT count(*), COALESCE(SUM(message_count), 0) FROM sessions").fetchone()
         size = self.path.stat().st_size if self.path.exists() else 0

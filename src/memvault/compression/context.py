@@ -329,7 +329,7 @@ class ContextRequest:
                         use_recall)
 
     def recall_kwargs(self) -> dict[str, Any]:
-        return {"session": self.session_id, "namespace": self.namespace, "k": self.recall_k}
+        return {"session": self.session_id, "namespace": self.namespace, "k": self.recall_k, "degrade": True}
 
 
 def _recall_failed(exc: Exception) -> None:

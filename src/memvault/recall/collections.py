@@ -1,7 +1,8 @@
 """Document collections: the storage behind the LangChain / LlamaIndex vector-store adapters, on every backend.
 
-A collection ``name`` of namespace ``ns`` is the session ``name`` in the reserved namespace ``ns + "#collections"``
-(so conversations and session listings never see documents). Each document is one message (``content`` = text,
+A collection ``name`` of namespace ``ns`` is the session ``name`` in the internal namespace
+``internal_namespace(ns, "collections")``, which no user-given namespace can name (so conversations, session listings
+and other tenants never see documents). Each document is one message (``content`` = text,
 ``metadata`` = metadata, message id = document id); its vector is a ``recall.vec`` record next to it, stored with
 the embedding model id (a model change raises EmbeddingModelMismatch). Search is in-process (numpy + BM25) over
 the collection, with the ``where`` language for metadata filters.
@@ -19,15 +20,15 @@ import numpy as np
 
 from memvault.contract import AppendOptions, Store
 from memvault.errors import InvalidFilter, InvalidMessage
-from memvault.model import Message, encode_body, validate_id
+from memvault.model import Message, encode_body
 from memvault.recall.embedders import CachedEmbedder, content_hash, normalise, similarities
 from memvault.recall.filters import compile_where
 from memvault.recall.keyword import bm25_scores
 from memvault.recall.rank import rank
 from memvault.recall.segments import VEC_KIND, Segment, pack, unpack
 from memvault.recall.types import Document, DocumentHit, SearchOptions
+from memvault.validation import internal_namespace, validate_id
 
-COLLECTIONS_SUFFIX = "#collections"
 DOC_ROLE = "user"
 
 
@@ -49,7 +50,7 @@ class Collection:
         self.store = store
         self.name = validate_id(name, "collection name")
         self.namespace = namespace
-        self.ns = validate_id(namespace + COLLECTIONS_SUFFIX, "namespace")
+        self.ns = internal_namespace(namespace, "collections")
         self.embedder = embedder
         self._segment = Segment(self.ns, self.name, context=False)
         self._lock = threading.RLock()
@@ -159,6 +160,12 @@ class Collection:
             out.append(Document(id=message.id, text=message.text, metadata=dict(message.metadata), vector=vector))
         return out
 
+    def documents(self) -> list[Document]:
+        """Every document, oldest first (without vectors; see :meth:`get` for those)."""
+        from memvault.recall.segments import read_all
+
+        return [Document(id=m.id, text=m.text, metadata=dict(m.metadata)) for m in read_all(self.store, self.ns, self.name)]
+
     def _synced(self) -> Segment:
         info = self.store.get_session(self.ns, self.name)
         self._segment.sync(self.store, info, self.embedder)
@@ -246,6 +253,9 @@ class Collection:
 
     async def aclear(self) -> int:
         return await asyncio.to_thread(self.clear)
+
+    async def adocuments(self) -> list[Document]:
+        return await asyncio.to_thread(self.documents)
 
     async def acount(self) -> int:
         return await asyncio.to_thread(self.count)

@@ -87,6 +87,18 @@ class BackgroundIndexer:
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop now: drop queued work (the query path re-embeds whatever is missing) and join the thread, which
+        finishes at most its current batch."""
+        with self._cond:
+            self._closed = True
+            self._pending -= sum(len(item[2]) for item in self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     def close(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._closed = True

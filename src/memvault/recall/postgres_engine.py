@@ -153,6 +153,9 @@ class PostgresEngine:
         by_session: dict[tuple[str, str], list[int]] = {}
         for ns, sid, messages in work:
             by_session.setdefault((ns, sid), []).extend(m.seq for m in messages if m.seq is not None)
+        if not self._checked_model:  # never store this model's vectors next to another model's
+            with self.store.connection() as conn:
+                self._check_model(conn)
         for (ns, sid), seqs in by_session.items():
             if not seqs:
                 continue

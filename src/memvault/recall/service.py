@@ -14,20 +14,21 @@ from typing import Any
 
 import numpy as np
 
+from memvault import lifecycle
 from memvault.contract import SessionQuery, Store
-from memvault.errors import InvalidFilter
-from memvault.model import SessionInfo, validate_id
+from memvault.errors import EmbeddingModelMismatch, InvalidFilter
+from memvault.model import SessionInfo
 from memvault.recall.embedders import CachedEmbedder, as_embedder, similarities
 from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import BackgroundIndexer, Work
 from memvault.recall.keyword import bm25_scores
 from memvault.recall.rank import check_mode, rank
-from memvault.recall.segments import VEC_KIND, Segment, SegmentCache
+from memvault.recall.segments import VEC_KIND, Segment, SegmentCache, read_all
 from memvault.recall.types import Hit, IndexStatus, SearchOptions
+from memvault.validation import is_internal, validate_id, validate_namespace
 
 logger = logging.getLogger("memvault.recall")
 
-COLLECTIONS_SUFFIX = "#collections"
 #: defaults measured on LoCoMo (docs/recall.md)
 DEFAULTS = SearchOptions(fusion="zscore", dense_weight=0.6, neighbour_weight=0.5)
 
@@ -152,6 +153,16 @@ def search_segments(
     return hits
 
 
+def keyword_segment(store: Store, info: SessionInfo) -> Segment:
+    """A segment of the session's messages with zero vectors, for keyword-only ranking (never cached or stored)."""
+    segment = Segment(info.namespace, info.id)
+    messages = read_all(store, info.namespace, info.id)
+    segment.messages.extend(messages)
+    segment.vectors = np.zeros((len(messages), 1), dtype=np.float32)
+    segment.keyword.add([segment.text_of(m) for m in messages])
+    return segment
+
+
 def engine_for(store: Store, embedder: CachedEmbedder) -> Any:
     """The native engine of the store's backend when it has one, else the in-process engine."""
     factory = getattr(store, "recall_engine", None)
@@ -185,10 +196,11 @@ class RecallService:
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(as_embedder(embedder))
         self.engine = engine_for(self.store, self.embedder)
         self.indexer = BackgroundIndexer(self.engine.index, mode=indexer)
+        lifecycle.register(self)
 
     # -- write hook ----------------------------------------------------------------------------------------------
     def on_write(self, event: str, ns: str, sid: str, payload: Any) -> None:
-        if ns.endswith(COLLECTIONS_SUFFIX):
+        if is_internal(ns):  # collections keep their own vectors
             return
         if event in ("append", "replace") and payload:
             if getattr(self.engine, "indexes_on_write", True):
@@ -244,7 +256,7 @@ class RecallService:
             fetch_k=tuning.get("fetch_k", max(50, 4 * k)),
             neighbors=neighbors,
         )
-        ns = self.memory.namespace if namespace is None else validate_id(namespace, "namespace")
+        ns = self.memory.namespace if namespace is None else validate_namespace(namespace)
         wide = getattr(self.engine, "search_wide", None)
         if wide is not None and session is None and rfilter.sessions is None and query.strip():
             # a namespace- or user-wide query on an engine that scopes in SQL: no listing of every session
@@ -259,18 +271,36 @@ class RecallService:
         if not infos or not query.strip():
             return []
         self.indexer.flush()
-        return self.engine.search(infos, query, k, options, rfilter)  # type: ignore[no-any-return]
+        try:
+            return self.engine.search(infos, query, k, options, rfilter)  # type: ignore[no-any-return]
+        except EmbeddingModelMismatch:
+            if options.mode != "keyword" or options.mmr is not None:
+                raise
+            # keyword recall needs no vectors: rank the scope's text even while the stored vectors are another
+            # model's (before a reindex); nothing is embedded or written
+            segments = [keyword_segment(self.store, info) for info in infos]
+            segments = [seg for seg in segments if len(seg)]
+            if not segments:
+                return []
+            return search_segments(segments, query, k, options, rfilter, self.embedder, now=self.store.clock())
 
     def status(self) -> IndexStatus:
         return self.engine.status(self.indexer.backlog)  # type: ignore[no-any-return]
 
     def reindex(self, progress: Progress | None = None, *, namespace: str | None = None) -> int:
         self.indexer.flush()
-        ns = self.memory.namespace if namespace is None else validate_id(namespace, "namespace")
+        ns = self.memory.namespace if namespace is None else validate_namespace(namespace)
         return self.engine.reindex(list_all(self.store, ns), progress)  # type: ignore[no-any-return]
 
     def flush(self, timeout: float | None = None) -> bool:
         return self.indexer.flush(timeout)
+
+    def stop(self) -> None:
+        """Stop background work at once (process exit): queued embeddings are redone by the next query."""
+        self.indexer.stop()
+        stop = getattr(self.engine, "stop", None)
+        if stop is not None:
+            stop()
 
     def close(self) -> None:
         self.indexer.close()

@@ -10,7 +10,8 @@ Tables (component ``recall`` in ``schema_versions``):
 - ``recall_vectors``: message pk -> model id, created_at, role, float32 vector, plus its own never-reused id (the
   HNSW key, schema v2).
 
-Documents of collections (namespaces ending in ``#collections``) are left to the collection code.
+Documents of collections (internal namespaces, see :func:`memvault.validation.internal_namespace`) are left to
+the collection code.
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ _TEXT = (
     "substr(json_extract({b}, '$.created_at'), 1, 4) || '] ' || "
     "coalesce(json_extract({b}, '$.name'), json_extract({b}, '$.role')) || ': ' || "
     "(CASE json_type({b}, '$.content') WHEN 'text' THEN json_extract({b}, '$.content') "
-    "ELSE coalesce((SELECT group_concat(json_extract(value, '$.text'), ' ') FROM json_each({b}, '$.content')), '') END)"
+    "ELSE coalesce((SELECT group_concat(CASE WHEN type = 'text' THEN value "
+    "WHEN type = 'object' AND json_type(value, '$.text') = 'text' THEN json_extract(value, '$.text') END, ' ') "
+    "FROM json_each({b}, '$.content')), '') END)"
 )
-_CONVERSATION = "{ns} NOT LIKE '%#collections'"
+#: conversations only: internal namespaces (collections, ...) hold a U+001F separator no user namespace can hold
+_CONVERSATION = "instr({ns}, char(31)) = 0"
+_CONVERSATION_V1 = "{ns} NOT LIKE '%#collections' AND instr({ns}, char(31)) = 0"
 
 _TRIGGERS = f"""
     CREATE TRIGGER recall_messages_ai AFTER INSERT ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
@@ -92,8 +97,8 @@ MIGRATIONS = [
     CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
     {_TRIGGERS}
     INSERT INTO recall_fts (rowid, text)
-        SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE {_CONVERSATION.format(ns="namespace")};
-    INSERT INTO recall_pending (pk) SELECT pk FROM messages WHERE {_CONVERSATION.format(ns="namespace")};
+        SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE {_CONVERSATION_V1.format(ns="namespace")};
+    INSERT INTO recall_pending (pk) SELECT pk FROM messages WHERE {_CONVERSATION_V1.format(ns="namespace")};
     """,
     # v2: vectors get their own never-reused id (the HNSW key). A message pk can be reused after the newest message
     # is deleted, and a re-embedded message keeps its pk: keyed by pk, the graph would keep serving the old vector.
@@ -115,6 +120,20 @@ MIGRATIONS = [
     ALTER TABLE recall_vectors_v2 RENAME TO recall_vectors;
     CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
     {_TRIGGERS}
+    """,
+    # v3: every legal content shape is indexable (a plain-string block made the old trigger fail), and the
+    # conversation test is "no internal separator" instead of a name suffix that a user namespace could end with.
+    # Namespaces ending in "#collections" are ordinary namespaces now: their messages join the index.
+    f"""
+    DROP TRIGGER recall_messages_ai;
+    DROP TRIGGER recall_messages_ad;
+    DROP TRIGGER recall_messages_au;
+    {_TRIGGERS}
+    INSERT INTO recall_fts (rowid, text)
+        SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE namespace LIKE '%#collections'
+        AND {_CONVERSATION.format(ns="namespace")};
+    INSERT OR IGNORE INTO recall_pending (pk) SELECT pk FROM messages WHERE namespace LIKE '%#collections'
+        AND {_CONVERSATION.format(ns="namespace")};
     """,
 ]
 
@@ -170,6 +189,7 @@ class SQLiteEngine:
         self._cache: dict[tuple[str, str], _Scope] = {}
         self._lock = threading.Lock()
         self._checked_model = False
+        self._mismatch_logged = False
         self._ann: AnnIndex | None = None
         self._stack: tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
@@ -177,8 +197,14 @@ class SQLiteEngine:
     def index(self, work: Sequence[Work]) -> None:
         """Background step: embed pending messages (of any writer) in batches; keep the HNSW index (once a large
         scope has asked for it) current, so queries never pay for more than the last few additions."""
-        while self.catch_up(limit=BATCH) == BATCH:
-            pass
+        try:
+            while self.catch_up(limit=BATCH) == BATCH:
+                pass
+        except EmbeddingModelMismatch as exc:  # another model's vectors: keyword recall still works; say it once
+            if not self._mismatch_logged:
+                self._mismatch_logged = True
+                logger.warning("not embedding new messages: %s", exc)
+            return
         if self._ann is not None:
             self.ann(wait=False)
 
@@ -196,11 +222,14 @@ class SQLiteEngine:
                 rows = c.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
         if not rows:
             return 0
+        with self.store.transaction(write=False) as c:
+            self._check_model(c)  # before spending time on embeddings that could not be stored
         done = 0
         for part in _chunks(rows, BATCH):
             messages = [decode_body(body, session_id=None, seq=None) for _, body in part]
             vectors = self.embedder.embed([index_text(m) for m in messages])
             with self.store.transaction() as c:
+                self._check_model(c, recheck=True)  # another process may have embedded with another model
                 live = {r[0] for r in c.execute(
                     f"SELECT pk FROM recall_pending WHERE pk IN ({_marks(len(part))})", [pk for pk, _ in part])}
                 c.executemany(
@@ -230,8 +259,8 @@ class SQLiteEngine:
         """Re-embed every conversation message (all namespaces of this file) with the current model."""
         with self.store.transaction() as c:
             c.execute("DELETE FROM recall_vectors")
-            c.execute("INSERT OR IGNORE INTO recall_pending (pk) SELECT pk FROM messages WHERE namespace NOT LIKE "
-                      "'%#collections'")
+            c.execute("INSERT OR IGNORE INTO recall_pending (pk) SELECT pk FROM messages WHERE "
+                      + _CONVERSATION.format(ns="namespace"))
             total = int(c.execute("SELECT count(*) FROM recall_pending").fetchone()[0])
         with self._lock:
             self._cache.clear()
@@ -250,6 +279,11 @@ class SQLiteEngine:
                 progress(done, total)
         return done
 
+    def stop(self) -> None:
+        """Abandon a background HNSW build (process exit)."""
+        if self._ann is not None:
+            self._ann.stop()
+
     def close(self) -> None:
         with self._lock:
             self._cache.clear()
@@ -257,10 +291,11 @@ class SQLiteEngine:
             self._ann.flush()
 
     # -- search --------------------------------------------------------------------------------------------------
-    def _check_model(self, c: sqlite3.Connection) -> None:
-        if self._checked_model:
+    def _check_model(self, c: sqlite3.Connection, *, recheck: bool = False) -> None:
+        if self._checked_model and not recheck:
             return
-        row = c.execute("SELECT model FROM recall_vectors WHERE model <> ? LIMIT 1", (self.embedder.model_id,)).fetchone()
+        model = self.embedder.model_id  # two index ranges: `model <> ?` would scan every vector
+        row = c.execute("SELECT model FROM recall_vectors WHERE model < ? OR model > ? LIMIT 1", (model, model)).fetchone()
         if row is not None:
             raise EmbeddingModelMismatch(
                 f"{self.store.path} holds vectors of embedding model {row[0]!r} but this Memory embeds with "
@@ -269,7 +304,9 @@ class SQLiteEngine:
             )
         self._checked_model = True
 
-    def _session(self, c: sqlite3.Connection, info: SessionInfo) -> _Scope:
+    def _session(self, c: sqlite3.Connection, info: SessionInfo, *, keyword_only: bool = False) -> _Scope:
+        """The session's scope. ``keyword_only``: every message, with or without a vector of this model (missing
+        vectors are zeros and such a scope is not cached)."""
         stamp = (info.last_seq, info.message_count, info.created_at.timestamp())  # created_at: a re-created session
         key = (info.namespace, info.id)
         with self._lock:
@@ -280,16 +317,22 @@ class SQLiteEngine:
             grown = self._extend(c, info, cached, stamp)
             if grown is not None:
                 return grown
+        join = "LEFT JOIN recall_vectors v ON v.pk = m.pk AND v.model = ?" if keyword_only else \
+            "JOIN recall_vectors v ON v.pk = m.pk"
+        params = (self.embedder.model_id, info.namespace, info.id) if keyword_only else (info.namespace, info.id)
         rows = c.execute(
-            "SELECT v.pk, v.ts, v.role, v.vec, m.body FROM messages m JOIN recall_vectors v ON v.pk = m.pk "
+            f"SELECT m.pk, v.ts, v.role, v.vec, m.body FROM messages m {join} "
             "WHERE m.namespace = ? AND m.session_id = ? ORDER BY m.seq",
-            (info.namespace, info.id),
+            params,
         ).fetchall()
+        messages = [decode_body(r[4], session_id=None, seq=None) for r in rows]
         keyword = KeywordSegment()
-        keyword.add([index_text(decode_body(r[4], session_id=None, seq=None)) for r in rows])
+        keyword.add([index_text(m) for m in messages])
+        times = [r[1] if r[3] is not None else to_epoch(m.created_at) for r, m in zip(rows, messages, strict=True)]
+        roles = [r[2] if r[3] is not None else m.role for r, m in zip(rows, messages, strict=True)]
         scope = _Scope(stamp, np.array([r[0] for r in rows], dtype=np.int64), self._vectors(rows),
-                       np.array([r[1] for r in rows], dtype=np.float64), [r[2] for r in rows], keyword)
-        if len(rows) == info.message_count:
+                       np.array(times, dtype=np.float64), roles, keyword)
+        if len(rows) == info.message_count and all(r[3] is not None for r in rows):
             with self._lock:
                 self._cache[key] = scope
         return scope
@@ -298,7 +341,9 @@ class SQLiteEngine:
         dim = self.embedder.dimension
         if not rows:
             return np.zeros((0, dim), dtype=np.float32)
-        return np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim)
+        zero = bytes(4 * dim)
+        return np.frombuffer(b"".join(r[3] if r[3] is not None else zero for r in rows),
+                             dtype="<f4").reshape(len(rows), dim)
 
     def _extend(self, c: sqlite3.Connection, info: SessionInfo, cached: _Scope, stamp: tuple[int, int, float]
                 ) -> _Scope | None:
@@ -338,17 +383,20 @@ class SQLiteEngine:
         self, infos: Sequence[SessionInfo], query: str, k: int, options: SearchOptions, rfilter: RecallFilter
     ) -> list[Hit]:
         total = sum(i.message_count for i in infos)
-        with self.store.transaction(write=False) as c:
-            pending = self._pending_in(c, infos) if total <= self.exact_max else []
-        if pending:  # written by another process, or before recall was first used here
-            self.catch_up(pks=pending)
+        # keyword recall needs no vectors: it works while the file holds another model's vectors, or none yet
+        keyword_only = options.mode == "keyword" and not options.mmr
+        if not keyword_only:
+            with self.store.transaction(write=False) as c:
+                self._check_model(c)  # before embedding anything: never mix two models' vectors in one table
+                pending = self._pending_in(c, infos) if total <= self.exact_max else []
+            if pending:  # written by another process, or before recall was first used here
+                self.catch_up(pks=pending)
         if total > self.exact_max:
             wanted = {(i.namespace, i.id) for i in infos}
             return self._search_ann(lambda ns, sid, user, expires: (ns, sid) in wanted, total, query, k, options,
                                     rfilter)
         with self.store.transaction(write=False) as c:
-            self._check_model(c)
-            scopes = [self._session(c, info) for info in infos]
+            scopes = [self._session(c, info, keyword_only=keyword_only) for info in infos]
         pairs = [(info, s) for info, s in zip(infos, scopes, strict=True) if len(s.pks)]
         if not pairs:
             return []
@@ -517,12 +565,15 @@ class SQLiteEngine:
     ) -> list[Hit]:
         """Candidates from the HNSW graph and FTS5 (both over the whole file), filtered to the scope, re-scored
         exactly and fused."""
-        self.catch_up()
-        index = self.ann(wait=False)
+        keyword_only = options.mode == "keyword" and not options.mmr
+        index = None
+        if not keyword_only:
+            self.catch_up()
+            index = self.ann(wait=False)
         # both indexes cover the whole file: ask for more when the scope is a part of it, then filter to the scope
         spread = min(20.0, max(1.0, (index.size if index is not None else scope) / max(scope, 1)))
         fetch = int(max(options.fetch_k, 10 * k, 100) * spread)
-        q = self.embedder.embed_query(query)
+        q = np.zeros(self.embedder.dimension, np.float32) if keyword_only else self.embedder.embed_query(query)
         by_id: dict[int, float] = {}
         if options.mode != "keyword":
             if index is None:

@@ -1,0 +1,311 @@
+"""The one validation layer: everything that enters a store is checked here, before any backend sees it.
+
+Limits (documented in docs/limits.md):
+
+- **ids** (session ids, namespaces, user ids, message ids, collection names): non-empty text of at most 512 UTF-8
+  bytes, no control characters (NUL, newline, ...), no lone surrogates. ``../x`` is fine: backends encode ids.
+- **metadata** (session and message metadata): a dict with str keys; values are None, bool, int within the signed
+  64-bit range, finite float, str, list, or dict of the same; nesting at most 32 deep. Session metadata (and
+  listing filters) hold no NUL characters (PostgreSQL's jsonb, which filters it, cannot hold them) and encode to at
+  most 64 KiB of JSON; message metadata is stored verbatim in the message body and may hold NUL.
+- **other JSON fields** (content blocks, tool calls, extras): the same value types, nesting at most 64 deep, ints of
+  any size JSON can carry, NUL allowed (they are stored verbatim).
+- **content**: a str, or a list whose blocks are str or dicts.
+- **listing filters**: metadata filters follow the metadata rules; times are datetimes; cursors are the strings a
+  previous page returned.
+
+Internal names (the namespace that holds a tenant's collections, ...) contain a control character, so no validated
+user input can ever name them: see :func:`internal_namespace`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from memvault.errors import InvalidCursor, InvalidFilter, InvalidMessage, InvalidMetadata, InvalidSessionId
+
+MAX_ID_BYTES = 512
+MAX_METADATA_DEPTH = 32
+MAX_JSON_DEPTH = 64
+MAX_SESSION_METADATA_BYTES = 64 * 1024
+MAX_CURSOR_CHARS = 4096
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: joins a tenant's namespace to the purpose of an internal namespace; refused in every user-given id
+INTERNAL_SEPARATOR = "\x1f"
+
+_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+
+
+# -- ids ------------------------------------------------------------------------------------------------------------
+
+
+def validate_id(value: object, what: str = "session id") -> str:
+    """Return ``value`` if it is usable as an id (see the module docstring), else raise InvalidSessionId."""
+    if not isinstance(value, str):
+        raise InvalidSessionId(f"{what} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidSessionId(f"{what} must not be empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidSessionId(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if size > MAX_ID_BYTES:
+        raise InvalidSessionId(f"{what} is {size} bytes long; the limit is {MAX_ID_BYTES} UTF-8 bytes")
+    if not _CONTROL.isdisjoint(value):
+        raise InvalidSessionId(f"{what} {value[:40]!r} holds control characters (NUL, newline, ...); remove them")
+    return value
+
+
+def validate_namespace(value: object) -> str:
+    """A user-given namespace (tenant): an id; the empty string is refused like everywhere else."""
+    return validate_id(value, "namespace")
+
+
+def internal_namespace(namespace: str, purpose: str) -> str:
+    """The reserved namespace holding ``purpose`` data (e.g. "collections") of tenant ``namespace``. It holds a
+    control character, which :func:`validate_id` refuses, so no user-given namespace can reach it."""
+    return f"{namespace}{INTERNAL_SEPARATOR}{purpose}"
+
+
+def is_internal(namespace: str) -> bool:
+    return INTERNAL_SEPARATOR in namespace
+
+
+# -- JSON values ----------------------------------------------------------------------------------------------------
+
+
+def _text_ok(text: str, allow_nul: bool) -> str | None:
+    """Why ``text`` cannot be stored, or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds text that is not valid UTF-8 (a lone surrogate)"
+    if not allow_nul and "\x00" in text:
+        return "holds a NUL character"
+    return None
+
+
+def check_json(
+    value: object,
+    what: str,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    int64: bool = False,
+    allow_nul: bool = True,
+    error: type[Exception] = InvalidMessage,
+) -> None:
+    """Raise ``error`` unless ``value`` is plain JSON that round-trips exactly (iterative: any depth is safe)."""
+    stack: list[tuple[object, int, str]] = [(value, 1, what)]
+    while stack:
+        item, depth, path = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if int64 and not INT64_MIN <= item <= INT64_MAX:
+                raise error(f"{path} holds the integer {item:.3g}, outside the 64-bit range this field allows")
+            if not int64 and item.bit_length() > 10_000:
+                raise error(f"{path} holds an integer too large to store as JSON")
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise error(f"{path} holds {item!r}; only finite numbers are JSON")
+            continue
+        if isinstance(item, str):
+            problem = _text_ok(item, allow_nul)
+            if problem:
+                raise error(f"{path} {problem}")
+            continue
+        if isinstance(item, (list, dict)):
+            if depth > max_depth:
+                raise error(f"{path} is nested more than {max_depth} levels deep")
+            if isinstance(item, list):
+                stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(item))
+                continue
+            for key, v in item.items():
+                if not isinstance(key, str):
+                    raise error(f"{path} has a {type(key).__name__} key {key!r}; keys must be str")
+                problem = _text_ok(key, allow_nul)
+                if problem:
+                    raise error(f"{path} has a key that {problem}")
+                stack.append((v, depth + 1, f"{path}.{key}"))
+            continue
+        raise error(
+            f"{path} holds a {type(item).__name__}; only None, bool, int, float, str, list and dict are stored "
+            "(convert datetimes, sets, tuples and bytes first)"
+        )
+
+
+def check_metadata(
+    value: object, what: str = "metadata", *, allow_nul: bool = False, error: type[Exception] = InvalidMetadata
+) -> dict[str, Any]:
+    """``value`` if it is valid metadata (a dict; see the module docstring), else raise ``error``. ``allow_nul``:
+    message metadata, stored verbatim inside the message body, may hold NUL; session metadata may not."""
+    if not isinstance(value, dict):
+        raise error(f"{what} must be a dict, got {type(value).__name__}")
+    check_json(value, what, max_depth=MAX_METADATA_DEPTH, int64=True, allow_nul=allow_nul, error=error)
+    return value
+
+
+def check_session_metadata(value: object) -> dict[str, Any] | None:
+    """Session metadata (None or valid metadata within the session size limit); returns a shallow copy."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    metadata = check_metadata(value, "session metadata")
+    size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_SESSION_METADATA_BYTES:
+        raise InvalidMetadata(
+            f"session metadata encodes to {size} bytes; the limit is {MAX_SESSION_METADATA_BYTES} (keep large data "
+            "in messages or records)"
+        )
+    return dict(metadata)
+
+
+def check_content(content: object) -> None:
+    """Message content: a str, or a list of blocks that are str or dicts of JSON values."""
+    if isinstance(content, str):
+        problem = _text_ok(content, True)
+        if problem:
+            raise InvalidMessage(f"content {problem}; clean it first")
+        return
+    if not isinstance(content, list):
+        raise InvalidMessage(f"content must be a str or a list of content blocks, got {type(content).__name__}")
+    for i, block in enumerate(content):
+        if not isinstance(block, (str, dict)):
+            raise InvalidMessage(f"content block {i} is a {type(block).__name__}; blocks are str or dict")
+    check_json(content, "content")
+
+
+def check_optional_text(value: object, what: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidMessage(f"{what} must be a str or None, got {type(value).__name__}")
+    problem = _text_ok(value, True)
+    if problem:
+        raise InvalidMessage(f"{what} {problem}")
+
+
+# -- JSON equality (the listing filter's one semantics) ----------------------------------------------------------
+
+
+def json_equal(a: object, b: object) -> bool:
+    """Equality of JSON values: objects regardless of key order, arrays in order, numbers by value (1 == 1.0), and
+    booleans only equal booleans (``true`` is not ``1``). The same on every backend."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is None and b is None
+    return type(a) is type(b) and a == b
+
+
+def metadata_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
+    """The listing metadata filter: every key of ``wanted`` is in ``metadata`` with a :func:`json_equal` value."""
+    if not wanted:
+        return True
+    return all(key in metadata and json_equal(metadata[key], value) for key, value in wanted.items())
+
+
+# -- listing arguments -----------------------------------------------------------------------------------------------
+
+
+def check_metadata_filter(value: object) -> dict[str, Any] | None:
+    """A listing metadata filter: key -> value (JSON equality), with the metadata rules."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    if not isinstance(value, dict):
+        raise InvalidFilter(f"metadata filter must be a dict of key -> value (equality), got {type(value).__name__}")
+    return check_metadata(value, "metadata filter", error=InvalidFilter) or None
+
+
+def check_time(value: object, what: str) -> float | None:
+    """A listing time bound: a datetime (naive = UTC) -> epoch seconds."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidFilter(f"{what} must be a datetime, got {type(value).__name__} {str(value)[:40]!r}")
+    from memvault.model import to_epoch
+
+    try:
+        return to_epoch(value)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise InvalidFilter(f"{what} {value!r} is out of range: {exc}") from None
+
+
+def check_limit(limit: object, *, maximum: int | None = None, what: str = "limit") -> int:
+    """A positive int page size (capped at ``maximum``)."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidFilter(f"{what} must be a positive int, got {limit!r}")
+    return limit if maximum is None else min(limit, maximum)
+
+
+def check_non_negative(**values: object) -> None:
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise InvalidFilter(f"{name} must be a non-negative int, got {value!r}")
+
+
+def check_ttl(ttl: object, what: str = "ttl") -> float | None:
+    """A TTL in seconds: None (never expires) or a finite positive number."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+        raise InvalidFilter(f"{what} must be a positive number of seconds or None, got {ttl!r}")
+    return float(ttl)
+
+
+def check_max_messages(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidFilter(f"max_messages must be a positive int or None, got {value!r}")
+    return value
+
+
+def check_cursor(cursor: object) -> str | None:
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str):
+        raise InvalidCursor(f"cursor must be the str next_cursor of a previous page, got {type(cursor).__name__}")
+    if not cursor:
+        return None
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursor(f"cursor is {len(cursor)} characters long: not a cursor this store returned")
+    return cursor
+
+
+__all__ = [
+    "INTERNAL_SEPARATOR",
+    "MAX_ID_BYTES",
+    "check_content",
+    "check_cursor",
+    "check_json",
+    "check_limit",
+    "check_metadata",
+    "check_metadata_filter",
+    "check_non_negative",
+    "check_optional_text",
+    "check_max_messages",
+    "check_session_metadata",
+    "check_time",
+    "check_ttl",
+    "internal_namespace",
+    "is_internal",
+    "json_equal",
+    "metadata_matches",
+    "validate_id",
+    "validate_namespace",
+]
