@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 from llama_index.core.llms import ChatMessage, ImageBlock, MessageRole, TextBlock
 from llama_index.core.memory import ChatMemoryBuffer
-from llama_index.storage.chat_store.memvault import MemvaultChatStore
+from llama_index.storage.chat_store.memvault import MemvaultAsyncChatStore, MemvaultChatStore
 
 from memvault import Memory
 from memvault.errors import InvalidMessage, InvalidSessionId
@@ -195,5 +196,40 @@ def test_one_memory_per_url_per_process(tmp_path) -> None:
     assert first.memory is second.memory  # a store per request opens no new database handle
     with pytest.raises(ValueError, match="either memory= or url="):
         MemvaultChatStore(url, memory=first.memory)
-    first.close()
-    assert MemvaultChatStore(url).memory is not first.memory  # a closed shared Memory is reopened
+    first.close()  # per-request close: the shared Memory stays open for every other store on the URL
+    assert not second.memory.closed
+    second.add_message("k", ChatMessage(role="user", content="still works"))
+    assert [m.content for m in MemvaultChatStore(url).get_messages("k")] == ["still works"]
+    second.memory.close()  # someone closes the shared Memory itself: the next store reopens it
+    assert MemvaultChatStore(url).memory is not first.memory
+
+
+async def test_closing_one_async_store_keeps_the_others_working(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared-async.db'}"
+    a, b = MemvaultAsyncChatStore(url), MemvaultAsyncChatStore(url=url)
+    await a.add_message("k", ChatMessage(role="user", content="one"))
+    await a.aclose()
+    await b.add_message("k", ChatMessage(role="user", content="two"))
+    assert [m.content for m in await b.get_messages("k")] == ["one", "two"]
+    own = MemvaultChatStore(url, namespace="private", busy_timeout=5)  # backend options: a Memory of its own
+    own.close()
+    assert own.memory.closed and not b.memory.closed
+
+
+async def test_fifty_concurrent_deletes_of_the_last_message_are_atomic(tmp_path) -> None:
+    for store in (MemvaultChatStore(f"sqlite:///{tmp_path / 'pop.db'}"),
+                  MemvaultAsyncChatStore(f"sqlite:///{tmp_path / 'pop-async.db'}")):
+        for i in range(50):
+            await store.async_add_message("q", ChatMessage(role="user", content=f"m{i}")) if isinstance(
+                store, MemvaultChatStore) else await store.add_message("q", ChatMessage(role="user", content=f"m{i}"))
+        if isinstance(store, MemvaultChatStore):
+            got = await asyncio.gather(*(store.adelete_last_message("q") for _ in range(50)))
+            left = await store.aget_messages("q")
+        else:
+            got = await asyncio.gather(*(store.delete_message("q", 0) for _ in range(25)),
+                                       *(store.delete_oldest_messages("q", 1) for _ in range(25)))
+            got = [g[0] if isinstance(g, list) and g else g for g in got]
+            left = await store.get_messages("q")
+        contents = [m.content for m in got if m is not None]
+        assert sorted(contents) == sorted(f"m{i}" for i in range(50))  # each exactly once
+        assert left == []

@@ -171,6 +171,7 @@ class MemvaultChatMessageHistory(BaseChatMessageHistory):
             "k": self.recall_k + len(recent),
             "mode": "hybrid",
             "neighbour_weight": 0.0,
+            "degrade": True,  # vectors of another embedding model: keyword recall rather than a failing history
         }
 
     def _assemble(self, summary: Any, recent: list[Message], hits: list[Any] | None) -> list[BaseMessage]:

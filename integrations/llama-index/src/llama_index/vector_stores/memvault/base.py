@@ -194,22 +194,11 @@ class MemvaultVectorStore(BasePydanticVectorStore):
             docs = [d for d in docs if keep(d.metadata)]
         return [_document_to_node(d) for d in docs]
 
-    def _collection_session(self) -> Any:
-        col = self._collection
-        return self._memory.session(col.name, namespace=col.ns)
-
-    @staticmethod
-    def _as_documents(messages: list[Any]) -> list[Document]:
-        return [Document(id=m.id, text=m.text, metadata=dict(m.metadata)) for m in messages]
-
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
     ) -> list[BaseNode]:
         """Nodes by id (in that order) and/or matching filters (all nodes when both are None)."""
-        if node_ids is not None:
-            docs = self._collection.get(node_ids)
-        else:
-            docs = self._as_documents(self._collection_session().messages())
+        docs = self._collection.get(node_ids) if node_ids is not None else self._collection.documents()
         return self._select(docs, filters)
 
     async def aget_nodes(
@@ -218,7 +207,7 @@ class MemvaultVectorStore(BasePydanticVectorStore):
         if node_ids is not None:
             docs = await self._collection.aget(node_ids)
         else:
-            docs = self._as_documents(await self._collection_session().amessages())
+            docs = await self._collection.adocuments()
         return self._select(docs, filters)
 
     def _search_args(self, query: VectorStoreQuery, kwargs: Mapping[str, Any]) -> dict[str, Any]:

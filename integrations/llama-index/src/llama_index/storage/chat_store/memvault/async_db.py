@@ -28,6 +28,7 @@ from llama_index.storage.chat_store.memvault.base import MemvaultStoreBase
 
 from memvault import Message
 from memvault.memory import Session
+from memvault.shared import owned
 
 ARCHIVE_KIND = "llama_index.archived"
 _PAGE = 200
@@ -58,7 +59,22 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
         return "MemvaultAsyncChatStore"
 
     async def aclose(self) -> None:
-        await self._memory.aclose()
+        """Release this store (see :meth:`MemvaultChatStore.close`: only a Memory it opened itself is closed)."""
+        if owned(self._memory):
+            await self._memory.aclose()
+
+    async def _take(self, session: Session, wanted: int, offset: int = 0) -> list[Message]:
+        """Remove the ``wanted`` active messages from position ``offset`` atomically: each pop returns only what it
+        removed itself, so concurrent callers never return one message twice; a caller that lost a race for some
+        messages reads the queue again for the rest."""
+        taken: list[Message] = []
+        while len(taken) < wanted:
+            targets = await self._active(session, wanted - len(taken), offset)
+            if not targets:
+                break
+            taken.extend(await session.apop(ids=[m.id for m in targets]))
+        self._remember(session, None)
+        return sorted(taken, key=lambda m: m.seq)  # type: ignore[arg-type, return-value]
 
     # -- the status model ------------------------------------------------------------------------------------------
     async def _watermark(self, session: Session) -> int:
@@ -155,13 +171,8 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
     async def delete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Delete the active message at position ``idx`` (as in ``get_messages(key)``) and return it."""
         _check_count("idx", idx)
-        session = self.session(key)
-        active = await self._active(session, 1, idx)
-        if not active:
-            return None
-        await session.adelete_messages([active[0].id])
-        self._remember(session, None)
-        return to_chat_message(active[0])
+        taken = await self._take(self.session(key), 1, idx)
+        return to_chat_message(taken[0]) if taken else None
 
     async def delete_messages(self, key: str, status: MessageStatus | None = None) -> None:
         """Delete the messages of ``key`` with ``status``; None deletes the key itself."""
@@ -178,12 +189,8 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
     async def delete_oldest_messages(self, key: str, n: int) -> list[ChatMessage]:
         """Delete the ``n`` oldest active messages and return them."""
         _check_count("n", n)
-        session = self.session(key)
-        oldest = await self._active(session, n) if n else []
-        if oldest:
-            await session.adelete_messages([m.id for m in oldest])
-            self._remember(session, None)
-        return [to_chat_message(m) for m in oldest]
+        taken = await self._take(self.session(key), n) if n else []
+        return [to_chat_message(m) for m in taken]
 
     async def archive_oldest_messages(self, key: str, n: int) -> list[ChatMessage]:
         """Archive the ``n`` oldest active messages (of the queue this task last read) and return them."""

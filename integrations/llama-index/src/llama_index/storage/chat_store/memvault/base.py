@@ -7,7 +7,6 @@ by ``run`` / ``arun``), the async twins use memvault's native async path.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -16,35 +15,11 @@ from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 from llama_index.core.storage.chat_store.base import BaseChatStore
 from llama_index.storage.chat_store.memvault._convert import arun, call, run, to_chat_message, to_message
 
-from memvault import Memory, default_url
-from memvault.errors import InvalidURL
+from memvault import Memory
 from memvault.memory import Session
+from memvault.shared import open_memory, owned
 
 Op = Generator[Any, Any, Any]
-
-
-_SHARED: dict[str, Memory] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def open_memory(url: str | None, memory: Memory | None, options: dict[str, Any]) -> Memory:
-    """The Memory an adapter works on: the one given; else, without backend options, ONE Memory per URL per process
-    (None = ``MEMVAULT_URL`` or the embedded default), so building a store per request opens no new connection;
-    else a new Memory with those options."""
-    if memory is not None:
-        if url is not None:
-            raise InvalidURL("pass either memory= or url=, not both")
-        if not isinstance(memory, Memory):
-            raise InvalidURL(f"memory= must be a memvault.Memory, got {type(memory).__name__}")
-        return memory
-    if options:
-        return Memory(url, **options)
-    key = url or default_url()
-    with _SHARED_LOCK:
-        shared = _SHARED.get(key)
-        if shared is None or shared._closed:
-            shared = _SHARED[key] = Memory(key)
-        return shared
 
 
 class MemvaultStoreBase(BaseModel):
@@ -92,8 +67,10 @@ class MemvaultChatStore(MemvaultStoreBase, BaseChatStore):
         return "MemvaultChatStore"
 
     def close(self) -> None:
-        """Close the underlying Memory (shared per URL unless ``memory=`` or backend options were given)."""
-        self._memory.close()
+        """Release this store. A Memory it opened itself (backend options given) is closed; the process-wide shared
+        Memory and a ``memory=`` you passed stay open for the other users (closing per request is safe)."""
+        if owned(self._memory):
+            self._memory.close()
 
     # -- operations, written once --------------------------------------------------------------------------------
     def _set(self, key: str, messages: list[ChatMessage]) -> Op:
@@ -118,17 +95,8 @@ class MemvaultChatStore(MemvaultStoreBase, BaseChatStore):
     def _delete_at(self, key: str, idx: int) -> Op:
         if not isinstance(idx, int) or isinstance(idx, bool):
             raise TypeError(f"idx must be an int, got {type(idx).__name__}")
-        session = self.session(key)
-        if idx >= 0:
-            head = yield call(session, "messages", limit=idx + 1)
-            target = head[idx] if len(head) > idx else None
-        else:
-            tail = yield call(session, "messages", last=-idx)
-            target = tail[0] if len(tail) == -idx else None
-        if target is None:
-            return None
-        yield call(session, "delete_messages", [target.id])
-        return to_chat_message(target)
+        popped = yield call(self.session(key), "pop", idx)  # atomic: concurrent deletes never return one message twice
+        return to_chat_message(popped[0]) if popped else None
 
     def _delete_last(self, key: str) -> Op:
         return (yield from self._delete_at(key, -1))
