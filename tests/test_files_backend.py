@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from memvault import BackendUnavailable, CorruptData, InvalidMessage, Memory, Message, SessionNotFound
-from memvault.backends.files import COMPACT_MIN, FileStore, encode_name
+from memvault.backends.files import FileStore, encode_name
+from memvault.backends.files.format import COMPACT_MIN
 from memvault.errors import InvalidURL, SchemaVersionError
 from memvault.model import encode_body
 from tests.conftest import FakeClock
@@ -59,11 +60,41 @@ def tree(path: Path) -> set[str]:
 # -- layout ---------------------------------------------------------------------------------------------------------
 
 
+def test_entries_are_a_readable_log_next_to_the_messages(mem, root):
+    from memvault.contract import AppendOptions, Entry
+
+    store = mem.store
+    store.put_entries("default", "e", [Entry("state", "v1", b'{"n": 1}'), Entry("blob", "x", b"\xff\x00")],
+                      AppendOptions())
+    d = sdir(root, "e")
+    log = [json.loads(line) for line in (d / "entries.1.jsonl").read_text().splitlines()]
+    assert log == [{"k": "state", "key": "v1", "t": '{"n": 1}'}, {"k": "blob", "key": "x", "b": "/wA="}]
+    for i in range(3000):  # rewriting one key over and over: the log is compacted, never unbounded
+        store.put_entries("default", "e", [Entry("state", "v1", b"%d" % i * 40)], AppendOptions())
+    assert store.get_entries("default", "e", "state", ["v1"]) == {"v1": b"2999" * 40}
+    files = sorted(p.name for p in d.iterdir() if p.name.startswith("entries."))
+    assert len(files) == 1 and files[0] != "entries.1.jsonl"
+    assert (d / files[0]).stat().st_size < 64 * 1024 * 3
+    assert store.get_entries("default", "e", "blob", ["x"]) == {"x": b"\xff\x00"}
+    reopened = FileStore(root)  # another process reads the log from the start
+    assert reopened.get_entries("default", "e", "state", ["v1"]) == {"v1": b"2999" * 40}
+    store.clear("default", "e")
+    assert store.scan_entries("default", "e", "state") == [] and reopened.scan_entries("default", "e", "state") == []
+
+
+def test_a_v1_store_is_read_and_its_marker_upgraded(root):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "memvault-files.json").write_text('{"format": "memvault-files", "version": 1}\n')
+    store = FileStore(root)
+    assert json.loads((root / "memvault-files.json").read_text())["version"] == 2
+    store.close()
+
+
 def test_layout_is_one_readable_jsonl_file_per_session(mem, root):
     s = mem.session("alice", user_id="u1", metadata={"topic": "travel"})
     s.add("user", "Paris in spring?", metadata={"k": 1})
     s.add("assistant", "Lovely.")
-    assert json.loads((root / "memvault-files.json").read_text()) == {"format": "memvault-files", "version": 1}
+    assert json.loads((root / "memvault-files.json").read_text()) == {"format": "memvault-files", "version": 2}
     d = sdir(root, "alice")
     assert sorted(p.name for p in d.iterdir()) == ["lock", "messages.1.jsonl", "meta.jsonl"]
     lines = [json.loads(line) for line in (d / "messages.1.jsonl").read_text().splitlines()]
@@ -134,7 +165,7 @@ def test_newer_formats_are_refused(root, mem):
     raw = meta.read_bytes()
     store = mem.store
     newer = store._load_meta(sdir(root, "s"))
-    newer.format = 2
+    newer.format = 3
     size = len(raw) // 2
     meta.write_bytes(newer.slot_bytes(size) * 2)
     with pytest.raises(SchemaVersionError, match="upgrade"):

@@ -133,8 +133,11 @@ def test_migrate_applies_only_new_steps_and_refuses_a_newer_schema(store: Postgr
 def test_opening_an_older_schema_upgrades_it(postgres_url: str, schema: str) -> None:
     first = PostgresStore.from_url(postgres_url, schema=schema, min_size=0)
     first.append("ns", "s", records("kept"), OPTS)
-    with first.transaction() as conn:  # make it look like a v1 schema (before the write function existed)
+    with first.transaction() as conn:  # make it a v1 schema: no write function, jsonb metadata, no entries
         conn.execute(f"DROP FUNCTION {first.qualify('write_messages')}")
+        conn.execute(f"DROP TABLE {first.qualify('entries')}")
+        conn.execute(f"ALTER TABLE {first.qualify('sessions')} ALTER COLUMN metadata DROP DEFAULT")
+        conn.execute(f"ALTER TABLE {first.qualify('sessions')} ALTER COLUMN metadata TYPE jsonb USING metadata::jsonb")
         conn.execute(f"UPDATE {first.qualify('schema_versions')} SET version = 1 WHERE component = 'core'")
     first.close()
     second = PostgresStore.from_url(postgres_url, schema=schema, min_size=0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from memvault import Memory
-from memvault.errors import InvalidFilter
+from memvault.errors import InvalidEmbedder, InvalidFilter
 from memvault.recall import fusion
 from memvault.recall.embedders import CachedEmbedder, HashEmbedder, as_embedder
 from memvault.recall.filters import RecallFilter, compile_where
@@ -183,10 +183,13 @@ def test_framework_embedders_are_duck_typed() -> None:
     li = as_embedder(FakeLlamaIndex())
     assert li.dimension == 2 and "fake-li" in li.model_id
     assert li.embed_query("x").shape == (2,)
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidEmbedder):
         as_embedder(object())
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidEmbedder):
         as_embedder("gpt-embeddings")
+    for bad in ("hash-0", "hash--1", "hash-x"):
+        with pytest.raises(InvalidEmbedder):
+            as_embedder(bad)
 
 
 def test_memory_with_a_langchain_embedder(tmp_path: Path) -> None:

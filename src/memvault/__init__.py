@@ -7,6 +7,7 @@
 1
 """
 
+from memvault.config import default_url
 from memvault.contract import AppendOptions, SessionQuery, Store
 from memvault.errors import (
     BackendUnavailable,
@@ -19,7 +20,7 @@ from memvault.errors import (
 )
 from memvault.memory import Memory, Session
 from memvault.model import Message, Page, SessionInfo
-from memvault.urls import default_url, open_store
+from memvault.registry import open_store
 
 __version__ = "0.1.0"
 

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from memvault import Memory, Message
+from memvault.config import default_url, mask_url
 from memvault.errors import MemvaultError
-from memvault.urls import default_url, mask_url
 
 app = typer.Typer(help="memvault: persistent agent memory.", no_args_is_help=True, add_completion=False)
 sessions_app = typer.Typer(help="List, show, delete, export and import sessions.", no_args_is_help=True)

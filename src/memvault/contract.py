@@ -1,9 +1,10 @@
 """The ONE storage contract every backend implements, and the small helpers backends share.
 
-A backend is a synchronous :class:`Store`. Its asynchronous face is ``store.aio``: by default a thread-offloading
-wrapper (:class:`ThreadedAsyncStore`); a backend with a native async client (Redis, PostgreSQL) returns its own
-object with the same method names as coroutines. Services above the contract are written once, as generators of
-:class:`Call` s, and run by a sync or an async driver (:mod:`memvault.drive`), so no logic exists twice.
+A backend is a synchronous :class:`Store`. Its asynchronous face is ``store.aio``, an :class:`AsyncStore` with the
+same methods as coroutines: by default :class:`ThreadedAsyncStore` (each call in a worker thread); a backend with a
+native async client (Redis, PostgreSQL) returns its own (:mod:`memvault.faces`). Services above the contract are
+written once, as generators of :class:`~memvault.drive.Call` s, and run by a sync or an async driver
+(:mod:`memvault.drive`), so no logic exists twice.
 
 Semantics every backend must honour (the conformance suite in ``tests/conformance`` checks each):
 
@@ -16,20 +17,25 @@ Semantics every backend must honour (the conformance suite in ``tests/conformanc
 - Every write pushes ``expires_at`` to now + ttl (sliding TTL); ``ttl=None`` means never.
 - ``max_messages`` trims the oldest messages in the same transaction as the append.
 - Reads never load the whole session: ``last=N`` and seq ranges touch only what they return.
+- Entries are a session's ordered binary key-value space, by ``kind``: keys sort as UTF-8 bytes (= code points),
+  ``put_entries`` is atomic for the whole batch (also across kinds), ``if_absent`` never overwrites. Checkpoints,
+  documents, state versions and artifact chunks are entries.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from memvault.cursors import decode_cursor, encode_cursor
 from memvault.model import Message, Page, Record, SessionInfo
 from memvault.validation import check_limit, metadata_matches
+
+if TYPE_CHECKING:
+    from memvault.faces import AsyncStore
 
 Clock = Callable[[], float]
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -59,6 +65,14 @@ class SessionQuery:
     cursor: str | None = None
 
 
+class Entry(NamedTuple):
+    """One entry of a session's ordered binary key-value space: ``kind`` groups entries, ``key`` orders them."""
+
+    kind: str
+    key: str
+    value: bytes
+
+
 class Store(ABC):
     """The storage contract. Arguments ``ns`` and ``sid`` are already validated by the caller."""
 
@@ -67,6 +81,9 @@ class Store(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: default sliding TTL in seconds when the user gives none (None = sessions never expire)
     default_ttl: ClassVar[float | None] = None
+    #: the native recall engine this store offers (a name in ``memvault.recall.service.ENGINES``); None: the
+    #: in-process engine, which works on every store
+    recall_engine: str | None = None
 
     def __init__(self, *, clock: Clock | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.clock: Clock = clock or time.time
@@ -79,11 +96,13 @@ class Store(ABC):
         return f"{self.backend}://"
 
     @property
-    def aio(self) -> Any:
+    def aio(self) -> AsyncStore:
         """The asynchronous face of this store (same method names, as coroutines)."""
         if self._aio is None:
+            from memvault.faces import ThreadedAsyncStore
+
             self._aio = ThreadedAsyncStore(self)
-        return self._aio
+        return self._aio  # type: ignore[no-any-return]
 
     # -- sessions ------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -169,6 +188,43 @@ class Store(ABC):
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         """Delete records of ``kind`` (all of them when ``keys`` is None); return how many."""
 
+    # -- entries: a session's ordered binary key-value space (checkpoints, documents, state, artifact chunks) ------
+    @abstractmethod
+    def put_entries(
+        self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
+    ) -> list[bool]:
+        """Write ``entries`` atomically, creating the session if needed (a write: it slides the TTL). With
+        ``if_absent`` an entry whose (kind, key) exists is left as it is. Returns, per entry, whether it was
+        written. A key repeated in the batch: the last one wins (with ``if_absent``: the first)."""
+
+    @abstractmethod
+    def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        """The values of those ``keys`` of ``kind`` that exist."""
+
+    @abstractmethod
+    def scan_entries(
+        self,
+        ns: str,
+        sid: str,
+        kind: str,
+        *,
+        start: str | None = None,
+        stop: str | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        keys_only: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        """Entries of ``kind`` with ``start <= key < stop``, in key order (``reverse``: descending), at most
+        ``limit``; with ``keys_only`` the values are ``b""``. Reads only what it returns (an index range)."""
+
+    @abstractmethod
+    def delete_entries(
+        self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
+        stop: str | None = None,
+    ) -> int:
+        """Delete the ``keys`` of ``kind`` (or, with no keys, those with ``start <= key < stop``: all when both
+        are None); returns how many were deleted."""
+
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendUnavailable when the backend cannot be reached."""
@@ -184,23 +240,23 @@ class Store(ABC):
         return f"<{type(self).__name__} {self.url}>"
 
 
-class ThreadedAsyncStore:
-    """Async face of a sync store: each call runs in a worker thread, so the event loop never blocks."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._store, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(method, *args, **kwargs)
-
-        call.__name__ = name
-        return call
-
-
 # -- helpers shared by backends -----------------------------------------------------------------------------------
+
+
+def prefix_range(prefix: str) -> tuple[str, str | None]:
+    """``(start, stop)`` of the keys that begin with ``prefix`` (stop None: to the end)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1])
+        if code < 0x10FFFF:
+            chars[-1] = chr(0xE000 if code == 0xD7FF else code + 1)  # skip the surrogates no valid key holds
+            return prefix, "".join(chars)
+        chars.pop()
+    return prefix, None
+
+
+def in_range(key: str, start: str | None, stop: str | None) -> bool:
+    return (start is None or key >= start) and (stop is None or key < stop)
 
 
 def pop_range(size: int, index: int, count: int) -> tuple[int, int] | None:

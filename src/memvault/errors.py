@@ -68,6 +68,10 @@ class SummarizerFailed(MemvaultError):
     """The summarizer raised or timed out; nothing was lost (the messages stay raw) and it is retried later."""
 
 
+class InvalidEmbedder(MemvaultError, ValueError):
+    """``embedder=`` is not an embedder: not 'default', 'hash[-N]', an Embedder or a framework embeddings object."""
+
+
 class EmbeddingModelMismatch(MemvaultError):
     """Stored vectors were made by another embedding model than the one in use: run ``mem.reindex()``."""
 
@@ -77,6 +81,7 @@ __all__ = [
     "CorruptData",
     "EmbeddingModelMismatch",
     "InvalidCursor",
+    "InvalidEmbedder",
     "InvalidFilter",
     "InvalidMessage",
     "InvalidMetadata",

@@ -13,7 +13,14 @@ from typing import Any
 
 from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store
 from memvault.drive import Call, Emit, Op, iter_async, iter_sync, run_async, run_sync
-from memvault.errors import EmbeddingModelMismatch, InvalidFilter, InvalidMessage, InvalidSessionId, SessionNotFound
+from memvault.errors import (
+    EmbeddingModelMismatch,
+    InvalidFilter,
+    InvalidMessage,
+    InvalidPolicy,
+    InvalidSessionId,
+    SessionNotFound,
+)
 from memvault.model import (
     DEFAULT_NAMESPACE,
     Content,
@@ -27,14 +34,18 @@ from memvault.model import (
     session_header,
     with_seq,
 )
-from memvault.urls import open_store
+from memvault.registry import open_store
 from memvault.validation import (
+    MAX_K,
     check_cursor,
+    check_ids,
+    check_int,
     check_limit,
     check_max_messages,
     check_metadata_filter,
     check_non_negative,
     check_session_metadata,
+    check_text,
     check_time,
     check_ttl,
     validate_id,
@@ -279,7 +290,7 @@ class Memory:
         are kept; seqs are assigned anew; messages whose id is already in the session are skipped, so importing
         twice is harmless."""
         if isinstance(lines, str):
-            lines = lines.splitlines()
+            lines = lines.split("\n")  # not splitlines(): U+2028, NEL, ... are text inside a line
         return run_sync(self.store, self._import(lines, session_id, namespace, user_id))
 
     async def aimport_session(
@@ -291,7 +302,7 @@ class Memory:
         user_id: str | None = None,
     ) -> SessionInfo:
         if isinstance(lines, str):
-            lines = lines.splitlines()
+            lines = lines.split("\n")  # not splitlines(): U+2028, NEL, ... are text inside a line
         return await run_async(self.store, self._import(lines, session_id, namespace, user_id))
 
     def purge_expired(self) -> int:
@@ -317,11 +328,24 @@ class Memory:
         ``query``, when recall is available] + [the newest messages]. ``ctx.messages``, ``ctx.tokens`` (never over
         the budget), ``ctx.parts`` (tokens spent per part). Cost does not grow with the session's length.
         ``model`` picks the token encoding (e.g. "gpt-4o"); see memvault.compression."""
-        from memvault.compression.context import ContextRequest, build_context
+        from memvault.compression.context import build_context
 
-        request = ContextRequest(self._ns(namespace), validate_id(session_id), query, budget_tokens, model,
-                                 summary_share, recall_share, recall_k)
+        request = self._context_request(session_id, query, budget_tokens, model, namespace, summary_share,
+                                        recall_share, recall_k)
         return build_context(self, request)
+
+    def _context_request(self, session_id: str, query: str | None, budget_tokens: int, model: Any,
+                         namespace: str | None, summary_share: float, recall_share: float, recall_k: int) -> Any:
+        from memvault.compression.context import ContextRequest
+
+        if query is not None:
+            check_text(query, "query")
+        from memvault.compression.tokens import check_model
+
+        check_model(model)
+        check_int(recall_k, "recall_k", minimum=1, maximum=MAX_K, error=InvalidPolicy)
+        return ContextRequest(self._ns(namespace), validate_id(session_id), query, budget_tokens, model,
+                              summary_share, recall_share, recall_k)
 
     async def acontext(
         self,
@@ -335,10 +359,10 @@ class Memory:
         recall_share: float = 0.25,
         recall_k: int = 10,
     ) -> Any:
-        from memvault.compression.context import ContextRequest, abuild_context
+        from memvault.compression.context import abuild_context
 
-        request = ContextRequest(self._ns(namespace), validate_id(session_id), query, budget_tokens, model,
-                                 summary_share, recall_share, recall_k)
+        request = self._context_request(session_id, query, budget_tokens, model, namespace, summary_share,
+                                        recall_share, recall_k)
         return await abuild_context(self, request)
 
     def ping(self) -> None:
@@ -527,7 +551,7 @@ class Session:
         if count < 1:
             raise InvalidFilter(f"count must be a positive int, got {count!r}")
         if ids is not None:
-            wanted = [validate_id(i, "message id") for i in ([ids] if isinstance(ids, str) else ids)]
+            wanted = check_ids(ids)
             kwargs: dict[str, Any] = {"ids": wanted}
         else:
             kwargs = {"index": index, "count": count}
@@ -618,17 +642,17 @@ class Session:
 
     def get(self, ids: Iterable[str]) -> list[Message]:
         """The messages with these ids, in seq order."""
-        return run_sync(self.store, self._simple("get_messages", list(ids)))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("get_messages", check_ids(ids)))  # type: ignore[no-any-return]
 
     async def aget(self, ids: Iterable[str]) -> list[Message]:
-        return await run_async(self.store, self._simple("get_messages", list(ids)))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("get_messages", check_ids(ids)))  # type: ignore[no-any-return]
 
     def delete_messages(self, ids: Iterable[str]) -> int:
         """Delete messages by id; the rest keep their order and seqs."""
-        return run_sync(self.store, self._simple("delete_messages", list(ids)))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("delete_messages", check_ids(ids)))  # type: ignore[no-any-return]
 
     async def adelete_messages(self, ids: Iterable[str]) -> int:
-        return await run_async(self.store, self._simple("delete_messages", list(ids)))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("delete_messages", check_ids(ids)))  # type: ignore[no-any-return]
 
     def pop(self, index: int = -1, count: int = 1, *, ids: Iterable[str] | None = None) -> list[Message]:
         """Atomically remove and return ``count`` messages from position ``index`` (negative: from the end, as in

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -155,6 +155,12 @@ def check_message(message: Message) -> None:
         raise InvalidMessage(f"created_at must be a datetime, got {type(message.created_at).__name__}")
     if message.created_at.tzinfo is not None and message.created_at.utcoffset() is None:
         raise InvalidMessage("created_at has a tzinfo that gives no UTC offset")
+    try:
+        to_epoch(message.created_at)
+        (message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=timezone.utc)
+         ).astimezone(timezone.utc)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise InvalidMessage(f"created_at {message.created_at!r} is out of range ({exc})") from None
 
 
 # -- the canonical encoding ---------------------------------------------------------------------------------------
@@ -177,7 +183,7 @@ def _body_dict(message: Message) -> dict[str, Any]:
     }
     if message.name is not None:
         body["name"] = message.name
-    if message.tool_calls:
+    if message.tool_calls is not None:  # [] stays [] (None is "no field")
         body["tool_calls"] = message.tool_calls
     if message.tool_call_id is not None:
         body["tool_call_id"] = message.tool_call_id
@@ -298,6 +304,8 @@ def parse_export(lines: Iterable[str | bytes]) -> tuple[ExportHeader, list[Messa
     header = ExportHeader()
     messages: list[Message] = []
     seen_line = False
+    if isinstance(lines, (bytes, Mapping)) or not hasattr(lines, "__iter__"):
+        raise CorruptData(f"an export is an iterable of JSON lines (or one str), got {type(lines).__name__}")
     for number, raw in enumerate(lines, 1):
         if not isinstance(raw, (str, bytes)):
             raise CorruptData(f"import line {number} is a {type(raw).__name__}, not a str")
@@ -316,6 +324,9 @@ def parse_export(lines: Iterable[str | bytes]) -> tuple[ExportHeader, list[Messa
                     raise CorruptData("a session header may only be the first line")
                 header = parse_header(data)
             else:
+                for key, kind in (("metadata", dict), ("extras", dict), ("tool_calls", list)):
+                    if data.get(key) is not None and not isinstance(data[key], kind):
+                        raise CorruptData(f"field {key} must be a JSON {'object' if kind is dict else 'array'}")
                 message = _from_dict(data, session_id=None, seq=None)
                 check_message(message)
                 sid = data.get("session_id")

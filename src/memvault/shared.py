@@ -14,9 +14,9 @@ import threading
 import weakref
 from typing import Any
 
+from memvault.config import default_url
 from memvault.errors import InvalidURL
 from memvault.memory import Memory
-from memvault.urls import default_url
 
 _SHARED: dict[str, Memory] = {}
 _LOCK = threading.Lock()

@@ -15,13 +15,15 @@ replays inline), so reads see every acknowledged write as soon as the backend is
 because appends are idempotent on message ids: an entry is deleted only after the backend acknowledged it, and
 replaying it twice stores nothing twice.
 
-Other writes (replace, clear, deletes) are not spooled: with entries pending for their session they raise
+Appends, records and unconditional entry writes are spooled. Other writes (replace, clear, deletes, ``if_absent``
+entry writes, which cannot be decided offline) are not: with entries pending for their session they raise
 BackendUnavailable rather than run out of order. SpoolStore's async face runs its calls in worker threads (it does
 not claim the wrapped backend's native async).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -33,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from memvault import lifecycle
-from memvault.contract import AppendOptions, SessionQuery, Store
+from memvault.config import memvault_home
+from memvault.contract import AppendOptions, Entry, SessionQuery, Store
 from memvault.errors import BackendUnavailable, InvalidURL, MemvaultError
 from memvault.model import Message, Page, Record, SessionInfo
-from memvault.urls import memvault_home
 
 logger = logging.getLogger("memvault.spool")
 
@@ -140,6 +142,9 @@ class SpoolStore(Store):
         if op == "append":
             options = AppendOptions(**payload["options"])
             self.inner.append(ns, sid, [Record(i, b) for i, b in payload["records"]], options)
+        elif op == "put_entries":
+            entries = [Entry(kind, key, base64.b64decode(value)) for kind, key, value in payload["entries"]]
+            self.inner.put_entries(ns, sid, entries, AppendOptions(**payload["options"]))
         elif op == "put_record":
             self.inner.put_record(ns, sid, payload["kind"], payload["key"], payload["data"])
         else:  # pragma: no cover - only the ops above are ever spooled
@@ -298,6 +303,27 @@ class SpoolStore(Store):
             self._trip(exc)
             self._enqueue(ns, sid, "put_record", payload, exc)
 
+    def put_entries(
+        self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
+    ) -> list[bool]:
+        if if_absent:  # a conditional write cannot be decided offline: never spooled
+            self._guard(ns, sid)
+            return self._call("put_entries", ns, sid, entries, options, if_absent=True)  # type: ignore[no-any-return]
+        payload = {
+            "entries": [[e.kind, e.key, base64.b64encode(bytes(e.value)).decode("ascii")] for e in entries],
+            "options": {"user_id": options.user_id, "metadata": dict(options.metadata) if options.metadata else None,
+                        "ttl": options.ttl, "max_messages": options.max_messages},
+        }
+        if self._open_since is not None or (self._pending and self.pending(ns, sid)):
+            self._enqueue(ns, sid, "put_entries", payload, None)
+            return [True] * len(entries)
+        try:
+            return self.inner.put_entries(ns, sid, entries, options)
+        except BackendUnavailable as exc:
+            self._trip(exc)
+            self._enqueue(ns, sid, "put_entries", payload, exc)
+            return [True] * len(entries)
+
     # -- everything else: replay first, then forward ---------------------------------------------------------------
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
         self._settle()
@@ -367,6 +393,25 @@ class SpoolStore(Store):
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         self._guard(ns, sid)
         return self._call("delete_records", ns, sid, kind, keys)
+
+    def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        self._settle()
+        return self._call("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
+
+    def scan_entries(
+        self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
+        reverse: bool = False, limit: int | None = None, keys_only: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        self._settle()
+        return self._call("scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse,  # type: ignore[no-any-return]
+                          limit=limit, keys_only=keys_only)
+
+    def delete_entries(
+        self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
+        stop: str | None = None,
+    ) -> int:
+        self._guard(ns, sid)
+        return self._call("delete_entries", ns, sid, kind, keys, start=start, stop=stop)  # type: ignore[no-any-return]
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:

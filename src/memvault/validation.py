@@ -3,7 +3,7 @@
 Limits (documented in docs/limits.md):
 
 - **ids** (session ids, namespaces, user ids, message ids, collection names): non-empty text of at most 512 UTF-8
-  bytes, no control characters (NUL, newline, ...), no lone surrogates. ``../x`` is fine: backends encode ids.
+  bytes, no control characters (C0, DEL, C1: NUL, newline, NEL, ...), no lone surrogates. ``../x`` is fine: backends encode ids.
 - **metadata** (session and message metadata): a dict with str keys; values are None, bool, int within the signed
   64-bit range, finite float, str, list, or dict of the same; nesting at most 32 deep. Session metadata (and
   listing filters) hold no NUL characters (PostgreSQL's jsonb, which filters it, cannot hold them) and encode to at
@@ -34,10 +34,14 @@ MAX_JSON_DEPTH = 64
 MAX_SESSION_METADATA_BYTES = 64 * 1024
 MAX_CURSOR_CHARS = 4096
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: bounds of search knobs (a query never needs more; larger values only cost time)
+MAX_K = 10_000
+MAX_FETCH = 100_000
+MAX_NEIGHBORS = 1_000
 #: joins a tenant's namespace to the purpose of an internal namespace; refused in every user-given id
 INTERNAL_SEPARATOR = "\x1f"
 
-_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+_CONTROL = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))  # C0, DEL and C1 (NEL, ...)
 
 
 # -- ids ------------------------------------------------------------------------------------------------------------
@@ -106,7 +110,8 @@ def check_json(
             continue
         if isinstance(item, int):
             if int64 and not INT64_MIN <= item <= INT64_MAX:
-                raise error(f"{path} holds the integer {item:.3g}, outside the 64-bit range this field allows")
+                shown = str(item) if item.bit_length() < 200 else f"of {item.bit_length()} bits"
+                raise error(f"{path} holds the integer {shown}, outside the 64-bit range this field allows")
             if not int64 and item.bit_length() > 10_000:
                 raise error(f"{path} holds an integer too large to store as JSON")
             continue
@@ -253,26 +258,73 @@ def check_limit(limit: object, *, maximum: int | None = None, what: str = "limit
 
 
 def check_non_negative(**values: object) -> None:
+    """Each value None or an int in [0, 2**63 - 1] (seqs, counts)."""
     for name, value in values.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise InvalidFilter(f"{name} must be a non-negative int, got {value!r}")
+        if value is not None:
+            check_int(value, name)
+
+
+#: the longest TTL (about 317 years): beyond it expiry times stop being representable datetimes
+MAX_TTL = 1e10
 
 
 def check_ttl(ttl: object, what: str = "ttl") -> float | None:
-    """A TTL in seconds: None (never expires) or a finite positive number."""
+    """A TTL in seconds: None (never expires) or a positive number up to MAX_TTL."""
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+    value = check_number(ttl, what, minimum=0.0, maximum=MAX_TTL)
+    if value <= 0:
         raise InvalidFilter(f"{what} must be a positive number of seconds or None, got {ttl!r}")
-    return float(ttl)
+    return value
 
 
 def check_max_messages(value: object) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidFilter(f"max_messages must be a positive int or None, got {value!r}")
+    return check_int(value, "max_messages", minimum=1)
+
+
+def check_int(value: object, what: str, *, minimum: int = 0, maximum: int = INT64_MAX,
+              error: type[Exception] = InvalidFilter) -> int:
+    """An int (not a bool) within ``[minimum, maximum]``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        bound = f">= {minimum}" if maximum == INT64_MAX else f"between {minimum} and {maximum}"
+        raise error(f"{what} must be an int {bound}, got {str(value)[:40]!r}")
     return value
+
+
+def check_number(value: object, what: str, *, minimum: float | None = None, maximum: float | None = None,
+                 error: type[Exception] = InvalidFilter) -> float:
+    """A finite int or float (not a bool) within the given bounds."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            ok = False
+        else:
+            ok = math.isfinite(number) and (minimum is None or number >= minimum) and (maximum is None or number <= maximum)
+    if not ok:
+        bounds = "" if minimum is None and maximum is None else f" in [{minimum}, {maximum}]"
+        raise error(f"{what} must be a finite number{bounds}, got {str(value)[:40]!r}")
+    return number
+
+
+def check_text(value: object, what: str, *, error: type[Exception] = InvalidFilter) -> str:
+    """A str of valid UTF-8 text (a query, a prompt, a model name)."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be a str, got {type(value).__name__}")
+    problem = _text_ok(value, True)
+    if problem:
+        raise error(f"{what} {problem}")
+    return value
+
+
+def check_ids(ids: object, what: str = "message id") -> list[str]:
+    """An iterable of ids (not a single str or bytes), each a valid id."""
+    if isinstance(ids, (str, bytes, Mapping)) or not hasattr(ids, "__iter__"):
+        raise InvalidFilter(f"{what}s must be a list of str, got {type(ids).__name__}")
+    return [validate_id(i, what) for i in ids]  # type: ignore[attr-defined]
 
 
 def check_cursor(cursor: object) -> str | None:
@@ -289,17 +341,22 @@ def check_cursor(cursor: object) -> str | None:
 
 __all__ = [
     "INTERNAL_SEPARATOR",
+    "MAX_K",
     "MAX_ID_BYTES",
     "check_content",
     "check_cursor",
+    "check_ids",
+    "check_int",
     "check_json",
     "check_limit",
     "check_metadata",
     "check_metadata_filter",
     "check_non_negative",
+    "check_number",
     "check_optional_text",
     "check_max_messages",
     "check_session_metadata",
+    "check_text",
     "check_time",
     "check_ttl",
     "internal_namespace",

@@ -11,9 +11,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from memvault.contract import AppendOptions, SessionQuery, Store, page_of, pop_range, session_matches
+from memvault.contract import AppendOptions, Entry, SessionQuery, Store, page_of, pop_range, session_matches
 from memvault.errors import SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
+
+
+class _Entries:
+    """One kind of a session's entries: values by key, plus the keys kept sorted for range scans."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.values: dict[str, bytes] = {}
+
+    def put(self, key: str, value: bytes) -> None:
+        if key not in self.values:
+            bisect.insort(self.keys, key)
+        self.values[key] = value
+
+    def delete(self, key: str) -> bool:
+        if self.values.pop(key, None) is None:
+            return False
+        del self.keys[bisect.bisect_left(self.keys, key)]
+        return True
+
+    def span(self, start: str | None, stop: str | None) -> list[str]:
+        lo = 0 if start is None else bisect.bisect_left(self.keys, start)
+        hi = len(self.keys) if stop is None else bisect.bisect_left(self.keys, stop)
+        return self.keys[lo:hi]
 
 
 @dataclass
@@ -29,6 +55,7 @@ class _Session:
     rows: dict[int, Record] = field(default_factory=dict)
     by_id: dict[str, int] = field(default_factory=dict)
     records: dict[str, dict[str, str]] = field(default_factory=dict)
+    entries: dict[str, _Entries] = field(default_factory=dict)
 
 
 class _State:
@@ -271,9 +298,63 @@ class InMemoryStore(Store):
             session.rows.clear()
             session.by_id.clear()
             session.records.clear()
+            session.entries.clear()
             session.size_bytes = 0
             session.updated_at = max(self.clock(), session.updated_at)
             return removed
+
+    # -- entries -------------------------------------------------------------------------------------------------
+    def put_entries(
+        self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
+    ) -> list[bool]:
+        with self._state.lock:
+            session = self._ensure(ns, sid, options)
+            written = []
+            for entry in entries:
+                table = session.entries.setdefault(entry.kind, _Entries())
+                if if_absent and entry.key in table.values:
+                    written.append(False)
+                    continue
+                table.put(entry.key, bytes(entry.value))
+                written.append(True)
+            self._touch(session, options)
+            return written
+
+    def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            table = None if session is None else session.entries.get(kind)
+            if table is None:
+                return {}
+            return {k: table.values[k] for k in keys if k in table.values}
+
+    def scan_entries(
+        self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
+        reverse: bool = False, limit: int | None = None, keys_only: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            table = None if session is None else session.entries.get(kind)
+            if table is None:
+                return []
+            keys = table.span(start, stop)
+            if reverse:
+                keys = keys[::-1]
+            if limit is not None:
+                keys = keys[:limit]
+            return [(k, b"" if keys_only else table.values[k]) for k in keys]
+
+    def delete_entries(
+        self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
+        stop: str | None = None,
+    ) -> int:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            table = None if session is None else session.entries.get(kind)
+            if table is None:
+                return 0
+            doomed = list(dict.fromkeys(keys)) if keys is not None else table.span(start, stop)
+            return sum(table.delete(k) for k in doomed)
 
     # -- records -------------------------------------------------------------------------------------------------
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:

@@ -19,16 +19,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store, pop_range
+from memvault.config import file_path, query_options
+from memvault.contract import MAX_PAGE, AppendOptions, Entry, SessionQuery, Store, pop_range
 from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import BackendUnavailable, CorruptData, SchemaVersionError, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
-from memvault.urls import file_path, query_options
 from memvault.validation import check_limit, json_equal
 
 logger = logging.getLogger("memvault.sqlite")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHUNK = 500  # ids per IN (...) list
 
 MIGRATIONS: list[str] = [
@@ -69,10 +69,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, session_id, kind, key)
     ) WITHOUT ROWID;
     """,
+    # v2: entries, a session's ordered binary key-value space (checkpoints, documents, state, artifact chunks)
+    """
+    CREATE TABLE entries (
+        namespace  TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      BLOB NOT NULL,
+        PRIMARY KEY (namespace, session_id, kind, key)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 _SESSION_COLUMNS = "id, namespace, user_id, created_at, updated_at, message_count, size_bytes, metadata, expires_at, last_seq"
-_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -131,6 +142,7 @@ class SQLiteStore(Store):
 
     backend: ClassVar[str] = "sqlite"
     capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+    recall_engine = "sqlite"
 
     def __init__(
         self,
@@ -294,13 +306,14 @@ class SQLiteStore(Store):
 
     def _live_row(self, c: sqlite3.Connection, ns: str, sid: str) -> tuple[Any, ...] | None:
         return c.execute(  # type: ignore[no-any-return]
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE namespace = ? AND id = ? AND {_LIVE}",
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE namespace = ? AND id = ? AND {LIVE}",
             (ns, sid, self.clock()),
         ).fetchone()
 
     def _wipe(self, c: sqlite3.Connection, ns: str, sid: str, *, session_row: bool) -> None:
         c.execute("DELETE FROM messages WHERE namespace = ? AND session_id = ?", (ns, sid))
         c.execute("DELETE FROM records WHERE namespace = ? AND session_id = ?", (ns, sid))
+        c.execute("DELETE FROM entries WHERE namespace = ? AND session_id = ?", (ns, sid))
         if session_row:
             c.execute("DELETE FROM sessions WHERE namespace = ? AND id = ?", (ns, sid))
 
@@ -407,7 +420,7 @@ class SQLiteStore(Store):
 
     def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
         limit = check_limit(query.limit, maximum=MAX_PAGE)
-        where = ["namespace = ?", _LIVE]
+        where = ["namespace = ?", LIVE]
         params: list[Any] = [query.namespace, self.clock()]
         if query.user_id is not None:
             where.append("user_id = ?")
@@ -477,7 +490,7 @@ class SQLiteStore(Store):
         limit: int | None = None,
     ) -> list[Message]:
         # one statement: the liveness check rides along, so no explicit transaction is needed for a snapshot
-        where = f"namespace = ? AND session_id = ? AND EXISTS (SELECT 1 FROM sessions WHERE namespace = ? AND id = ? AND {_LIVE})"
+        where = f"namespace = ? AND session_id = ? AND EXISTS (SELECT 1 FROM sessions WHERE namespace = ? AND id = ? AND {LIVE})"
         params: list[Any] = [ns, sid, ns, sid, self.clock()]
         if start is not None:
             where += " AND seq >= ?"
@@ -582,6 +595,70 @@ class SQLiteStore(Store):
                 (self.clock(), ns, sid),
             )
         return row[5]  # type: ignore[no-any-return]
+
+    # -- entries -------------------------------------------------------------------------------------------------
+    def put_entries(
+        self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
+    ) -> list[bool]:
+        conflict = "DO NOTHING" if if_absent else "DO UPDATE SET value = excluded.value"
+        sql = f"INSERT INTO entries VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, session_id, kind, key) {conflict}"
+        with self.transaction() as c:
+            last_seq, count, size = self._ensure(c, ns, sid, options)
+            written = [c.execute(sql, (ns, sid, e.kind, e.key, bytes(e.value))).rowcount > 0 for e in entries]
+            self._finish(c, ns, sid, last_seq, count, size, options)
+        return written
+
+    def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        with self.transaction(write=False) as c:
+            if self._live_row(c, ns, sid) is None:
+                return {}
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                found.update(c.execute(
+                    f"SELECT key, value FROM entries WHERE namespace = ? AND session_id = ? AND kind = ? "
+                    f"AND key IN ({_marks(len(chunk))})", (ns, sid, kind, *chunk)).fetchall())
+        return found
+
+    @staticmethod
+    def _span(start: str | None, stop: str | None) -> tuple[str, list[Any]]:
+        where, params = "", []
+        if start is not None:
+            where += " AND key >= ?"
+            params.append(start)
+        if stop is not None:
+            where += " AND key < ?"
+            params.append(stop)
+        return where, params
+
+    def scan_entries(
+        self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
+        reverse: bool = False, limit: int | None = None, keys_only: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        span, params = self._span(start, stop)
+        value = "x''" if keys_only else "value"
+        sql = (f"SELECT key, {value} FROM entries WHERE namespace = ? AND session_id = ? AND kind = ?{span} "
+               f"AND EXISTS (SELECT 1 FROM sessions WHERE namespace = ? AND id = ? AND {LIVE}) "
+               f"ORDER BY key {'DESC' if reverse else 'ASC'}")
+        args: list[Any] = [ns, sid, kind, *params, ns, sid, self.clock()]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self.reading() as c:
+            return [(k, bytes(v)) for k, v in c.execute(sql, args).fetchall()]
+
+    def delete_entries(
+        self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
+        stop: str | None = None,
+    ) -> int:
+        base = "DELETE FROM entries WHERE namespace = ? AND session_id = ? AND kind = ?"
+        with self.transaction() as c:
+            if keys is not None:
+                return sum(
+                    c.execute(f"{base} AND key IN ({_marks(len(chunk))})", (ns, sid, kind, *chunk)).rowcount
+                    for chunk in _chunks(list(dict.fromkeys(keys)))
+                )
+            span, params = self._span(start, stop)
+            return c.execute(base + span, (ns, sid, kind, *params)).rowcount
 
     # -- records -------------------------------------------------------------------------------------------------
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:

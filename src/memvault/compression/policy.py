@@ -6,15 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from memvault.errors import InvalidPolicy
+from memvault.validation import check_text
 
 
 def _positive(name: str, value: Any, *, allow_none: bool = True, real: bool = False) -> None:
     if value is None and allow_none:
         return
     kinds = (int, float) if real else (int,)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+    limit = 1e10 if real else 2**63 - 1
+    if (isinstance(value, bool) or not isinstance(value, kinds) or not value > 0 or not value <= limit):
         raise InvalidPolicy(f"{name} must be a positive {'number' if real else 'int'}{' or None' if allow_none else ''},"
-                            f" got {value!r}")
+                            f" got {str(value)[:40]!r}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ class CompressionPolicy:
         _positive("max_fold_messages", self.max_fold_messages, allow_none=False)
         if self.retention is not None and not isinstance(self.retention, RetentionPolicy):
             raise InvalidPolicy("retention must be a RetentionPolicy")
+        if self.prompt is not None:
+            check_text(self.prompt, "prompt", error=InvalidPolicy)
+        from memvault.compression.tokens import check_model
+
+        check_model(self.model)
+        if not isinstance(self.background, bool):
+            raise InvalidPolicy(f"background must be True or False, got {self.background!r}")
 
 
 __all__ = ["CompressionPolicy", "RetentionPolicy"]

@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from memvault.errors import InvalidPolicy
 from memvault.model import Message
+from memvault.validation import check_text
 
 logger = logging.getLogger("memvault.compression")
 
@@ -190,6 +191,13 @@ def load_encoding(name: str) -> Any:
 
 
 _counters: dict[str, TokenCounter] = {}
+
+
+def check_model(model: object) -> None:
+    """Raise InvalidPolicy unless ``model`` is something :func:`get_counter` takes."""
+    if model is None or isinstance(model, TokenCounter) or (callable(model) and not isinstance(model, str)):
+        return
+    check_text(model, "model", error=InvalidPolicy)
 
 
 def get_counter(model: str | TokenCounter | Callable[[str], int] | None = None) -> TokenCounter:

@@ -19,28 +19,60 @@ from typing import Any
 import numpy as np
 
 from memvault.contract import AppendOptions, Store
-from memvault.errors import InvalidFilter, InvalidMessage
+from memvault.errors import InvalidFilter, InvalidMessage, InvalidSessionId
 from memvault.model import Message, encode_body
 from memvault.recall.embedders import CachedEmbedder, content_hash, normalise, similarities
 from memvault.recall.filters import compile_where
 from memvault.recall.keyword import bm25_scores
 from memvault.recall.rank import rank
 from memvault.recall.segments import VEC_KIND, Segment, pack, unpack
-from memvault.recall.types import Document, DocumentHit, SearchOptions
-from memvault.validation import internal_namespace, validate_id
+from memvault.recall.types import MAX_K, Document, DocumentHit, SearchOptions
+from memvault.validation import (
+    check_ids,
+    check_int,
+    check_metadata,
+    check_number,
+    check_text,
+    internal_namespace,
+    validate_id,
+)
 
 DOC_ROLE = "user"
 
 
+def _finite_vector(vector: Any, what: str) -> np.ndarray:
+    """A 1-d float32 vector of finite numbers (InvalidFilter for a query, InvalidMessage for a document)."""
+    error = InvalidFilter if what == "query vector" else InvalidMessage
+    if isinstance(vector, (str, bytes, Mapping)) or not hasattr(vector, "__len__"):
+        raise error(f"{what} must be a sequence of numbers, got {type(vector).__name__}")
+    try:
+        array = np.asarray(vector, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise error(f"{what} must be a sequence of numbers: {exc}") from None
+    if not len(array) or not np.isfinite(array).all() or (np.abs(array) > 3.4e38).any():
+        raise error(f"{what} must be a non-empty sequence of finite float32 numbers")
+    return array.astype(np.float32)
+
+
 def _as_document(item: Document | Mapping[str, Any]) -> Document:
-    if isinstance(item, Document):
-        return item
     if isinstance(item, Mapping):
         try:
-            return Document(**item)
+            item = Document(**item)
         except TypeError as exc:
-            raise InvalidMessage(f"cannot build a Document from {sorted(item)}: {exc}") from None
-    raise InvalidMessage(f"expected a Document, got {type(item).__name__}")
+            raise InvalidMessage(f"cannot build a Document from {sorted(map(str, item))}: {exc}") from None
+    if not isinstance(item, Document):
+        raise InvalidMessage(f"expected a Document, got {type(item).__name__}")
+    if item.id is not None:
+        try:
+            validate_id(item.id, "document id")
+        except InvalidSessionId as exc:
+            raise InvalidMessage(str(exc)) from None
+    check_text(item.text, "document text", error=InvalidMessage)
+    if item.metadata is not None:
+        check_metadata(item.metadata, "document metadata", allow_nul=True)
+    if item.vector is not None:
+        _finite_vector(item.vector, f"document {item.id!r} vector")
+    return item
 
 
 class Collection:
@@ -66,11 +98,6 @@ class Collection:
         if not items:
             return []
         ids = [d.id if d.id is not None else str(uuid.uuid4()) for d in items]
-        for doc_id, doc in zip(ids, items, strict=True):
-            if not isinstance(doc_id, str) or not doc_id:
-                raise InvalidMessage(f"document id must be a non-empty str, got {doc_id!r}")
-            if not isinstance(doc.text, str):
-                raise InvalidMessage(f"document text must be a str, got {type(doc.text).__name__}")
         latest = {doc_id: i for i, doc_id in enumerate(ids)}  # a repeated id in one batch: the last one wins
         order = sorted(latest.values())
         messages = [Message(role=DOC_ROLE, content=items[i].text, metadata=dict(items[i].metadata or {}), id=ids[i])
@@ -98,10 +125,7 @@ class Collection:
         given: dict[int, np.ndarray] = {}
         for i, doc in enumerate(docs):
             if doc.vector is not None:
-                vec = np.asarray(doc.vector, dtype=np.float32).reshape(-1)
-                if not np.isfinite(vec).all():
-                    raise InvalidMessage(f"document {doc.id!r} has a vector with NaN or infinite values")
-                given[i] = vec
+                given[i] = _finite_vector(doc.vector, f"document {doc.id!r} vector")
         todo = [i for i in range(len(docs)) if i not in given]
         embedded = self.embedder.embed([docs[i].text for i in todo]) if todo else None
         dim = embedded.shape[1] if embedded is not None else len(next(iter(given.values())))
@@ -121,7 +145,7 @@ class Collection:
         """Delete documents by id and/or matching ``where``; returns how many. Both None is an error: use clear()."""
         if ids is None and where is None:
             raise InvalidFilter("delete() needs ids or where; to delete every document call clear()")
-        targets = list(ids) if ids is not None else None
+        targets = check_ids(ids, "document id") if ids is not None else None
         if where is not None:
             predicate = compile_where(where)
             segment = self._synced()
@@ -145,7 +169,7 @@ class Collection:
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         """Documents by id, in the order of ``ids``; missing ones are skipped."""
-        ids = list(ids)
+        ids = check_ids(ids, "document id")
         if not ids:
             return []
         found = {m.id: m for m in self.store.get_messages(self.ns, self.name, ids)}
@@ -194,12 +218,12 @@ class Collection:
     ) -> list[DocumentHit]:
         """Top-``k`` documents for a query text and/or vector. ``alpha`` = dense weight in hybrid fusion; ``mmr`` =
         lambda (0..1) re-ranks the best ``fetch_k`` for diversity. Scores: higher is better (dense: cosine)."""
-        if mode not in ("dense", "keyword", "hybrid"):
-            raise InvalidFilter(f"mode must be 'dense', 'keyword' or 'hybrid', got {mode!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidFilter(f"k must be a positive int, got {k!r}")
-        if not 0 <= alpha <= 1:
-            raise InvalidFilter(f"alpha must be between 0 and 1, got {alpha!r}")
+        check_int(k, "k", minimum=1, maximum=MAX_K)
+        options = SearchOptions(mode=mode, dense_weight=check_number(alpha, "alpha", minimum=0.0, maximum=1.0),
+                                mmr=mmr, fetch_k=fetch_k)
+        if query is not None:
+            check_text(query, "query")
+        q_vector = None if vector is None else _finite_vector(vector, "query vector")
         if query is None and vector is None:
             raise InvalidFilter("search() needs a query text or a vector")
         if mode != "dense" and query is None:
@@ -214,7 +238,7 @@ class Collection:
         unit = self._unit(vectors)
         dense = keyword = None
         if mode != "keyword" or mmr is not None:
-            q = np.asarray(vector, dtype=np.float32).reshape(-1) if vector is not None else None
+            q = q_vector
             if q is None:
                 q = self.embedder.embed_query(query or "")
             if q.shape[0] != unit.shape[1]:
@@ -230,7 +254,6 @@ class Collection:
             dense = None if dense is None else dense[keep]
             keyword = None if keyword is None else keyword[keep]
             unit = unit[keep]
-        options = SearchOptions(mode=mode, dense_weight=alpha, mmr=mmr, fetch_k=fetch_k)
         ranked = rank(k, options, dense=dense, keyword=keyword, vectors=unit)
         hits = []
         for r in ranked:

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from memvault.errors import MemvaultError
+from memvault.errors import InvalidEmbedder, MemvaultError
 
 logger = logging.getLogger("memvault.recall")
 
@@ -308,8 +308,12 @@ def as_embedder(obj: Any = "default", *, model_id: str | None = None, dimension:
         return default_embedder()
     if isinstance(obj, str):
         if obj == "hash" or obj.startswith("hash-"):
-            return HashEmbedder(int(obj.split("-", 1)[1]) if "-" in obj else 256)
-        raise ValueError(f"unknown embedder {obj!r}: use 'default', 'hash', an Embedder or a framework embeddings object")
+            size = obj.split("-", 1)[1] if "-" in obj else "256"
+            if not size.isdigit() or not 1 <= int(size) <= 65536:
+                raise InvalidEmbedder(f"embedder {obj!r}: hash-N needs a dimension N between 1 and 65536")
+            return HashEmbedder(int(size))
+        raise InvalidEmbedder(
+            f"unknown embedder {obj!r}: use 'default', 'hash', an Embedder or a framework embeddings object")
     if isinstance(obj, CachedEmbedder):
         return obj
     if hasattr(obj, "embed") and hasattr(obj, "embed_query") and hasattr(obj, "model_id"):
@@ -318,7 +322,7 @@ def as_embedder(obj: Any = "default", *, model_id: str | None = None, dimension:
         return LangChainEmbedder(obj, model_id, dimension)
     if hasattr(obj, "get_text_embedding_batch") and hasattr(obj, "get_query_embedding"):
         return LlamaIndexEmbedder(obj, model_id, dimension)
-    raise TypeError(
+    raise InvalidEmbedder(
         f"{type(obj).__name__} is not an embedder: pass 'default', 'hash', an object with embed/embed_query/model_id/"
         "dimension, a LangChain Embeddings or a LlamaIndex BaseEmbedding"
     )

@@ -24,6 +24,7 @@ from typing import Any
 
 from memvault.errors import InvalidFilter
 from memvault.model import ROLES, to_epoch
+from memvault.validation import check_json, check_number, json_equal, validate_id
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 _MISSING = object()
@@ -44,9 +45,8 @@ def lookup(data: Mapping[str, Any], field: str) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return bool(a == b)
+    """Equality of filter values: JSON equality, as in session listings (true is not 1; 1 is 1.0)."""
+    return a is not _MISSING and json_equal(a, b)
 
 
 def _order(a: Any, b: Any, op: str) -> bool:
@@ -71,12 +71,15 @@ def like_regex(pattern: str, insensitive: bool) -> re.Pattern[str]:
 
 
 def _list(value: Any, op: str) -> list[Any]:
-    if not isinstance(value, (list, tuple, set, frozenset)):
+    if not isinstance(value, list):
         raise InvalidFilter(f"{op} needs a list of values, got {type(value).__name__}")
     return list(value)
 
 
 def _operator(field: str, op: str, arg: Any) -> Predicate:
+    if isinstance(arg, (tuple, set, frozenset)):  # a filter value is not stored: any sequence of values will do
+        arg = list(arg)
+    check_json(arg, f"filter {field!r} {op}", error=InvalidFilter)
     if op not in OPERATORS:
         raise InvalidFilter(f"unknown operator {op!r} on {field!r}; use one of {sorted(OPERATORS)}")
     if op == "$eq":
@@ -153,15 +156,19 @@ def compile_where(where: Mapping[str, Any] | None) -> Predicate:
         elif isinstance(value, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in value):
             raise InvalidFilter(f"{key!r}: do not mix operators and plain keys in one object")
         else:
+            check_json(value, f"filter {key!r}", error=InvalidFilter)
             parts.append(lambda d, key=key, value=value: _same(lookup(d, key), value))
     return lambda d: all(p(d) for p in parts)
 
 
 def _epoch(value: Any, key: str) -> float:
     if isinstance(value, datetime):
-        return to_epoch(value)
+        try:
+            return to_epoch(value)
+        except (OverflowError, ValueError, OSError) as exc:
+            raise InvalidFilter(f"filter {key!r}: {value!r} is out of range ({exc})") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return check_number(value, f"filter {key!r}")
     raise InvalidFilter(f"filter {key!r} needs a datetime (or epoch seconds), got {value!r}")
 
 
@@ -186,7 +193,8 @@ class RecallFilter:
             isinstance(sessions, (list, tuple, set)) and all(isinstance(s, str) for s in sessions)
         ):
             raise InvalidFilter(f"session filter must be a session id or a list of them, got {session!r}")
-        self.sessions: frozenset[str] | None = None if sessions is None else frozenset(sessions)
+        self.sessions: frozenset[str] | None = None if sessions is None else frozenset(
+            validate_id(s) for s in sessions)
         self.where: Mapping[str, Any] | None = filters.get("metadata")
         self.metadata = compile_where(self.where) if self.where is not None else None
 

@@ -45,8 +45,8 @@ from memvault.recall.filters import RecallFilter
 from memvault.recall.indexer import Work
 from memvault.recall.keyword import KeywordSegment
 from memvault.recall.rank import rank
+from memvault.recall.search import search_segments
 from memvault.recall.segments import Segment
-from memvault.recall.service import search_segments
 from memvault.recall.text import STOP_WORDS, index_text
 from memvault.recall.types import Hit, IndexStatus, SearchOptions
 

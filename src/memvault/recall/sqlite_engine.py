@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from memvault.backends.sqlite import _LIVE
+from memvault.backends.sqlite import LIVE
 from memvault.errors import EmbeddingModelMismatch
 from memvault.model import Message, SessionInfo, decode_body, to_epoch
 from memvault.recall.ann import AnnIndex
@@ -544,7 +544,7 @@ class SQLiteEngine:
         candidate's session row (listing thousands of sessions per query would cost more than the search);
         None when the scope is small enough for the exact path."""
         now = self.store.clock()
-        sql = f"SELECT coalesce(sum(message_count), 0) FROM sessions WHERE namespace = ? AND {_LIVE}"
+        sql = f"SELECT coalesce(sum(message_count), 0) FROM sessions WHERE namespace = ? AND {LIVE}"
         params: list[Any] = [ns, now]
         if user_id is not None:
             sql += " AND user_id = ?"

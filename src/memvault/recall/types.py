@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from memvault.errors import InvalidFilter
 from memvault.model import Message
+from memvault.validation import MAX_FETCH, MAX_K, MAX_NEIGHBORS, check_int, check_number
+
+__all__ = ["MAX_K", "Document", "DocumentHit", "Hit", "IndexStatus", "SearchOptions"]
 
 
 @dataclass
@@ -64,3 +68,18 @@ class SearchOptions:
     neighbors: int = 0
     now: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Every knob checked here, for recall and collections alike (InvalidFilter otherwise)."""
+        if self.mode not in ("hybrid", "dense", "keyword"):
+            raise InvalidFilter(f"mode must be 'hybrid', 'dense' or 'keyword', got {self.mode!r}")
+        if self.fusion not in ("zscore", "rrf"):
+            raise InvalidFilter(f"fusion must be 'zscore' or 'rrf', got {self.fusion!r}")
+        for name in ("dense_weight", "neighbour_weight", "feedback"):
+            check_number(getattr(self, name), name, minimum=0.0, maximum=1.0)
+        if self.recency_half_life is not None:
+            check_number(self.recency_half_life, "recency_half_life", minimum=1e-9)
+        if self.mmr is not None:
+            check_number(self.mmr, "mmr", minimum=0.0, maximum=1.0)
+        check_int(self.fetch_k, "fetch_k", minimum=1, maximum=MAX_FETCH)
+        check_int(self.neighbors, "neighbors", minimum=0, maximum=MAX_NEIGHBORS)

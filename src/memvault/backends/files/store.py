@@ -36,35 +36,50 @@ Durability: by default nothing is fsynced (a committed write survives a crash of
 power loss); ``?fsync=true`` fsyncs the messages file, ``meta.json`` and the directory on every write.
 ``?lock_timeout=<seconds>`` (default 10) bounds how long a writer waits for another one.
 """
-
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
-import time
 import uuid
-import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from dataclasses import replace as _replace
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from memvault.backends.files.entries import EntriesOnFiles
+from memvault.backends.files.format import (
+    COMPACT_MIN,
+    ENTRIES_FILE,
+    FORMAT_VERSION,
+    LOCK,
+    MARKER,
+    MESSAGES_FILE,
+    META,
+    RECORDS_FILE,
+    TRUE_WORDS,
+    Meta,
+    RecordsDamaged,
+    body_size,
+    encode_name,
+    line_seq,
+    os_errors,
+    seq_prefix,
+    stamp,
+)
+from memvault.backends.files.index import IdIndex, IdIndexes
+from memvault.backends.files.io import FileIO
+from memvault.backends.files.locking import SessionLocking
+from memvault.config import file_path, query_options
 from memvault.contract import AppendOptions, SessionQuery, Store, page_of, pop_range, session_matches
 from memvault.errors import (
     BackendUnavailable,
@@ -75,244 +90,11 @@ from memvault.errors import (
     SessionNotFound,
 )
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
-from memvault.urls import file_path, query_options
 
 logger = logging.getLogger("memvault.files")
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
-
-FORMAT_VERSION = 1
-MARKER = "memvault-files.json"
-META = "meta.jsonl"
-LOCK = "lock"
-MAX_NAME = 120  # longer encodings become "~" + sha256, leaving room for suffixes under NAME_MAX (255)
-COMPACT_MIN = 64 * 1024  # compact a trimmed file once its dead prefix is this large and outweighs the live part
-CACHE_SESSIONS = 256
-CACHE_IDS = 500_000
-_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_-")
-_TRUE = {"1", "true", "yes", "on"}
-# what this module writes: {"seq":N,"v":V,"id":"<id without escapes>",...  (the id group is optional)
-_CANONICAL = re.compile(rb'\{"seq":(\d+),(?:"v":\d+,"id":"([^"\\]*)",)?')
 
 
-def encode_name(value: str) -> str:
-    """A file name for an id: bytes outside ``[a-z0-9_-]`` become ``%XX`` (upper-case letters too, so ids that
-    differ by case stay apart on case-insensitive file systems); encodings over 120 characters become
-    ``~<sha256>``. The result never contains ``.`` or ``/``."""
-    raw = value.encode("utf-8")
-    name = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in raw)
-    if len(name) > MAX_NAME:
-        return "~" + hashlib.sha256(raw).hexdigest()
-    return name
-
-
-def _seq_prefix(seq: int) -> bytes:
-    return b'{"seq":%d,' % seq
-
-
-def _line_seq(line: bytes) -> int | None:
-    """The seq of a stored line (its fixed prefix, or the parsed JSON for a hand-written line); None if unusable."""
-    match = _CANONICAL.match(line)
-    if match:
-        return int(match.group(1))
-    try:
-        seq = json.loads(line).get("seq")
-    except (ValueError, AttributeError):
-        return None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-
-
-def _line_id(line: bytes) -> str | None:
-    """The message id of a stored line (fast path for the canonical key order, JSON otherwise)."""
-    match = _CANONICAL.match(line)
-    if match and match.group(2) is not None:
-        return match.group(2).decode("utf-8", "replace")
-    try:
-        value = json.loads(line).get("id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _body_size(line: bytes, seq: int) -> int:
-    """Bytes of the canonical body inside a stored line (what ``size_bytes`` counts, as on every backend)."""
-    prefix = _seq_prefix(seq)
-    return len(line) - len(prefix) + 1 if line.startswith(prefix) else len(line)
-
-
-def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def _os_errors(method: F) -> F:
-    """Report file-system failures (disk full, permissions, I/O errors) as BackendUnavailable."""
-
-    @functools.wraps(method)
-    def wrapper(self: FileStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except BackendUnavailable:
-            raise
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise BackendUnavailable(
-                f"file store {self.root}: {exc.strerror or exc}{where}; check free space and permissions. "
-                "Committed data is intact: an interrupted write is never committed."
-            ) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-_STORED = (
-    "n", "format", "namespace", "id", "uid", "user_id", "metadata", "created_at", "updated_at", "expires_at",
-    "last_seq", "count", "size", "gen", "head", "bytes", "rgen", "records",
-)  # fmt: skip
-_SLOT_START = b'{"crc":"'
-_SLOT_MID = b'","meta":'
-_MESSAGES_FILE = re.compile(r"messages\.(\d+)\.jsonl")
-_RECORDS_FILE = re.compile(r"records\.(\d+)\.json")
-_SLOT_N = re.compile(rb'\{"n":(\d+),')
-
-
-@dataclass
-class _Meta:
-    """The session's fields and the committed state of its files, as stored in ``meta.jsonl``.
-
-    ``meta.jsonl`` holds two fixed-size slots (one JSON line each, padded with spaces) with a CRC. A commit
-    overwrites the older slot in place (``pwrite``) with ``n + 1``; readers take the intact slot with the higher
-    ``n``. An in-place write costs microseconds where a temp file + rename over an existing file costs ~1 ms on
-    ext4 (its ``auto_da_alloc`` flushes the new file), and a torn slot never hides the other one.
-    """
-
-    namespace: str
-    id: str
-    uid: str  # changes when the session is created again (after expiry or deletion)
-    user_id: str | None
-    metadata: dict[str, Any]
-    created_at: float
-    updated_at: float
-    expires_at: float | None
-    last_seq: int = 0
-    count: int = 0
-    size: int = 0
-    gen: int = 1  # messages.<gen>.jsonl
-    head: int = 0  # offset of the oldest live line
-    bytes: int = 0  # committed length of the messages file
-    rgen: int = 0  # last records generation used
-    records: int = 0  # records.<records>.json, 0 = no records
-    n: int = 0  # commit counter
-    format: int = FORMAT_VERSION
-    slot: int = field(default=-1, compare=False)  # where this copy was read from (not stored)
-    slot_size: int = field(default=0, compare=False)
-
-    @property
-    def file(self) -> str:
-        return f"messages.{self.gen}.jsonl"
-
-    @property
-    def records_file(self) -> str:
-        return f"records.{self.records}.json"
-
-    def copy(self, **changes: Any) -> _Meta:
-        return _replace(self, **changes)
-
-    def slot_line(self) -> bytes:
-        payload = json.dumps({k: getattr(self, k) for k in _STORED}, ensure_ascii=False, separators=(",", ":"))
-        body = payload.encode("utf-8")
-        return b"%s%08x%s%s}" % (_SLOT_START, zlib.crc32(body), _SLOT_MID, body)
-
-    def slot_bytes(self, size: int, line: bytes | None = None) -> bytes | None:
-        """One slot of ``meta.jsonl`` (None when it does not fit in ``size`` bytes)."""
-        line = self.slot_line() if line is None else line
-        if len(line) + 1 > size:
-            return None
-        return line + b" " * (size - len(line) - 1) + b"\n"
-
-    @classmethod
-    def parse(cls, raw: bytes, path: Path) -> _Meta:
-        """The newest intact slot of a ``meta.jsonl``; CorruptData when there is none."""
-        size = len(raw) // 2
-        problem = "it is empty" if not raw else f"its size {len(raw)} is not two slots"
-        candidates: list[tuple[int, int, bytes]] = []  # (n, slot, json body) of slots that pass their checksum
-        if size >= 64 and size * 2 == len(raw):
-            for slot in (0, 1):
-                line = raw[slot * size : (slot + 1) * size].rstrip()
-                body = line[25:-1]
-                match = _SLOT_N.match(body)
-                if not (line.startswith(_SLOT_START) and line[16:25] == _SLOT_MID and line.endswith(b"}") and match):
-                    problem = "a slot is not a meta line"
-                elif line[8:16] != b"%08x" % zlib.crc32(body):
-                    problem = "a slot fails its checksum"
-                else:
-                    candidates.append((int(match.group(1)), slot, body))
-        for _, slot, body in sorted(candidates, reverse=True):
-            try:
-                meta = cls._from_json(body, path)
-            except (ValueError, TypeError) as exc:
-                problem = str(exc)
-                continue
-            meta.slot, meta.slot_size = slot, size
-            return meta
-        raise CorruptData(f"{path} holds no intact copy of the session's state ({problem})", path=str(path))
-
-    @classmethod
-    def _from_json(cls, body: bytes, path: Path) -> _Meta:
-        data = json.loads(body)
-        if not isinstance(data, dict) or set(data) != set(_STORED):
-            raise TypeError("a slot lacks fields")
-        if not isinstance(data["format"], int) or data["format"] > FORMAT_VERSION:
-            raise SchemaVersionError(
-                f"{path} was written by a newer memvault (format v{data['format']}, this one reads "
-                f"v{FORMAT_VERSION}); upgrade memvault"
-            )
-        meta = cls(**data)
-        ints = (meta.last_seq, meta.count, meta.size, meta.gen, meta.head, meta.bytes, meta.rgen, meta.records, meta.n)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints):
-            raise TypeError("counters must be non-negative ints")
-        if not (isinstance(meta.namespace, str) and isinstance(meta.id, str) and isinstance(meta.uid, str)):
-            raise TypeError("namespace, id and uid must be strings")
-        if meta.user_id is not None and not isinstance(meta.user_id, str):
-            raise TypeError("user_id must be a string or null")
-        if not isinstance(meta.metadata, dict):
-            raise TypeError("metadata must be an object")
-        if not (_number(meta.created_at) and _number(meta.updated_at)):
-            raise TypeError("created_at and updated_at must be numbers")
-        if meta.expires_at is not None and not _number(meta.expires_at):
-            raise TypeError("expires_at must be a number or null")
-        if meta.head > meta.bytes or meta.gen < 1 or meta.records > meta.rgen:
-            raise TypeError("head/bytes/gen/records out of range")
-        return meta
-
-
-class _RecordsDamaged(Exception):
-    """A session's records file is unreadable (its messages are fine)."""
-
-
-@dataclass
-class _IdIndex:
-    """Message id -> (seq, offset, length) of one session generation, as far as byte ``upto``."""
-
-    uid: str
-    gen: int
-    upto: int
-    ids: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    order: deque[tuple[int, str]] = field(default_factory=deque)  # (offset, id), file order
-
-    def add(self, mid: str, seq: int, offset: int, length: int) -> None:
-        self.ids[mid] = (seq, offset, length)
-        self.order.append((offset, mid))
-
-    def drop_before(self, head: int) -> None:
-        while self.order and self.order[0][0] < head:
-            _, mid = self.order.popleft()
-            self.ids.pop(mid, None)
-
-
-class FileStore(Store):
+class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
     """Sessions as JSON Lines files under one directory."""
 
     backend: ClassVar[str] = "file"
@@ -325,12 +107,12 @@ class FileStore(Store):
         if fcntl is None:  # pragma: no cover - Windows
             raise BackendUnavailable("the file:// backend needs POSIX file locks (Linux, macOS); use sqlite:/// here")
         self.root = Path(path).expanduser().absolute()
-        self.fsync = fsync.lower() in _TRUE if isinstance(fsync, str) else bool(fsync)
+        self.fsync = fsync.lower() in TRUE_WORDS if isinstance(fsync, str) else bool(fsync)
         self.lock_timeout = float(lock_timeout)
         self.bytes_read = 0  # diagnostic: bytes read from message files (tests use it to prove reads stay small)
         self.damaged_lines = 0  # diagnostic: damaged message lines skipped (and logged) by reads
         self._stripes = [threading.RLock() for _ in range(64)]
-        self._cache: OrderedDict[tuple[str, str], _IdIndex] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], IdIndex] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._closed = False
         self._open_root()
@@ -375,125 +157,14 @@ class FileStore(Store):
             raise SchemaVersionError(
                 f"{self.root} uses file-store format v{version}; this memvault reads v{FORMAT_VERSION}: upgrade"
             )
-
-    # -- low-level I/O -------------------------------------------------------------------------------------------
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if self.fsync:
-            self._fsync_dir(path.parent)
-
-    @staticmethod
-    def _fsync_dir(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _pread(self, fd: int, size: int, offset: int, path: Path) -> bytes:
-        data = os.pread(fd, size, offset)
-        while len(data) < size:
-            more = os.pread(fd, size - len(data), offset + len(data))
-            if not more:
-                raise CorruptData(
-                    f"{path} ends at byte {offset + len(data)}, before its committed length: it was truncated",
-                    path=str(path),
-                )
-            data += more
-        self.bytes_read += size
-        return data
-
-    def _iter_lines(self, fd: int, lo: int, hi: int, path: Path, block: int = 16384) -> Iterator[tuple[int, bytes]]:
-        """(offset, line without newline) for every line in ``[lo, hi)``, read in growing blocks."""
-        pos, start, carry = lo, lo, b""
-        while pos < hi:
-            size = min(block, hi - pos)
-            data = carry + self._pread(fd, size, pos, path)
-            pos += size
-            pieces = data.split(b"\n")
-            carry = pieces.pop()
-            for piece in pieces:
-                yield start, piece
-                start += len(piece) + 1
-            block = min(block * 2, 1 << 20)
-        if carry:
-            raise CorruptData(f"{path} has an unterminated line at byte {start}", path=str(path))
-
-    def _tail(self, fd: int, lo: int, hi: int, n: int, path: Path) -> list[tuple[int, bytes]]:
-        """The last ``n`` lines of ``[lo, hi)``, reading blocks backwards from ``hi`` (a line boundary)."""
-        out: list[tuple[int, bytes]] = []
-        pos, carry, block = hi, b"", 8192
-        while pos > lo and len(out) < n:
-            size = min(block, pos - lo)
-            pos -= size
-            data = self._pread(fd, size, pos, path) + carry
-            pieces = data.split(b"\n")
-            pieces.pop()  # data ends with a newline: nothing follows it
-            # the first piece may be a line whose beginning lies before ``pos``: keep it for the next block
-            carry = pieces.pop(0) + b"\n" if pos > lo else b""
-            end = pos + len(data)
-            for piece in reversed(pieces):
-                end -= len(piece) + 1
-                out.append((end, piece))
-            block = min(block * 2, 1 << 20)
-        return out[:n][::-1]
-
-    def _line_at(self, fd: int, start: int, hi: int, path: Path) -> bytes:
-        """The line starting at ``start`` (with its newline)."""
-        chunk, data = 256, b""
-        while True:
-            size = min(chunk, hi - start - len(data))
-            if size <= 0:
-                raise CorruptData(f"{path} has an unterminated line at byte {start}", path=str(path))
-            data += self._pread(fd, size, start + len(data), path)
-            i = data.find(b"\n", len(data) - size)
-            if i >= 0:
-                return data[: i + 1]
-            chunk = min(chunk * 4, 1 << 20)
-
-    def _line_start(self, fd: int, pos: int, lo: int, hi: int, path: Path) -> int:
-        """The first line start at or after ``pos`` (``hi`` when there is none before it)."""
-        if pos <= lo:
-            return lo
-        p = pos - 1
-        while p < hi:
-            data = self._pread(fd, min(4096, hi - p), p, path)
-            i = data.find(b"\n")
-            if i >= 0:
-                return p + i + 1
-            p += len(data)
-        return hi
-
-    def _lower_bound(self, fd: int, lo: int, hi: int, target: int, path: Path) -> int:
-        """Offset of the first line in ``[lo, hi)`` whose seq is >= ``target`` (``hi`` if none): binary search."""
-        while lo < hi:
-            mid = (lo + hi) // 2
-            start = self._line_start(fd, mid, lo, hi, path)
-            if start >= hi:
-                start = lo
-            line = self._line_at(fd, start, hi, path)
-            seq = _line_seq(line[:-1])
-            probe = start
-            while seq is None and probe + len(line) < hi:  # a damaged line: decide by the next intact one
-                probe += len(line)
-                line = self._line_at(fd, probe, hi, path)
-                seq = _line_seq(line[:-1])
-            if seq is None or seq >= target:
-                hi = start
-            else:
-                lo = probe + len(line)
-        return lo
+        if version < FORMAT_VERSION:  # v1 files read as they are; the marker keeps older memvaults away from v2
+            body = json.dumps({"format": "memvault-files", "version": FORMAT_VERSION}).encode() + b"\n"
+            self._write_atomic(marker, body)
 
     def _decode(self, ns: str, sid: str, path: Path, offset: int, line: bytes) -> Message | None:
         """The message of a stored line, or None (logged) when the line is damaged: one bad line never takes the
         rest of the session offline, and it stays in the file (never dropped) for inspection."""
-        seq = _line_seq(line)
+        seq = line_seq(line)
         try:
             if seq is None:
                 raise CorruptData("not a stored message")
@@ -513,23 +184,23 @@ class FileStore(Store):
             raise BackendUnavailable(f"file store {self.root} is closed")
         return self.root / encode_name(ns) / encode_name(sid)
 
-    def _load_meta(self, d: Path, ns: str | None = None, sid: str | None = None) -> _Meta | None:
+    def _load_meta(self, d: Path, ns: str | None = None, sid: str | None = None) -> Meta | None:
         path = d / META
         try:
             raw = path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        meta = _Meta.parse(raw, path)
+        meta = Meta.parse(raw, path)
         if (ns is not None and meta.namespace != ns) or (sid is not None and meta.id != sid):
             raise CorruptData(
                 f"{path} belongs to session {meta.namespace!r}/{meta.id!r}, not {ns!r}/{sid!r}", path=str(path)
             )
         return meta
 
-    def _alive(self, meta: _Meta, now: float | None = None) -> bool:
+    def _alive(self, meta: Meta, now: float | None = None) -> bool:
         return meta.expires_at is None or meta.expires_at > (self.clock() if now is None else now)
 
-    def _info(self, meta: _Meta) -> SessionInfo:
+    def _info(self, meta: Meta) -> SessionInfo:
         return SessionInfo(
             id=meta.id,
             namespace=meta.namespace,
@@ -544,7 +215,7 @@ class FileStore(Store):
             last_seq=meta.last_seq,
         )
 
-    def _commit(self, d: Path, meta: _Meta) -> None:
+    def _commit(self, d: Path, meta: Meta) -> None:
         """Make ``meta`` the session's committed state: overwrite the older slot of ``meta.jsonl`` in place, or
         write a new file when there is none yet or the state outgrew its slots."""
         meta.n += 1
@@ -569,7 +240,7 @@ class FileStore(Store):
         self._write_atomic(path, data + data)
         meta.slot, meta.slot_size = 0, size
 
-    def _open_messages(self, d: Path, meta: _Meta, *, write: bool) -> int | None:
+    def _open_messages(self, d: Path, meta: Meta, *, write: bool) -> int | None:
         """An fd on the committed messages file, after checking it against ``meta``. Writers also set aside an
         interrupted write's bytes. Returns None (lock-free readers only) when a concurrent rewrite removed it."""
         path = d / meta.file
@@ -594,7 +265,7 @@ class FileStore(Store):
                     path=str(path),
                 )
             if write and size > meta.bytes:
-                torn = path.with_name(f"{path.name}.torn-{_stamp()}")
+                torn = path.with_name(f"{path.name}.torn-{stamp()}")
                 torn.write_bytes(self._pread(fd, size - meta.bytes, meta.bytes, path))
                 os.ftruncate(fd, meta.bytes)
                 logger.warning(
@@ -616,7 +287,7 @@ class FileStore(Store):
         except FileNotFoundError:
             existing = 0
         if existing:  # left by a writer that crashed before committing
-            torn = path.with_name(f"{path.name}.torn-{_stamp()}")
+            torn = path.with_name(f"{path.name}.torn-{stamp()}")
             os.rename(path, torn)
             logger.warning("%s held %d uncommitted bytes; moved them to %s", path, existing, torn)
         with open(path, "wb") as f:
@@ -627,7 +298,7 @@ class FileStore(Store):
 
     def _quarantine(self, ns: str, sid: str, d: Path, exc: CorruptData) -> CorruptData:
         """Move a corrupt session's directory aside (never over anything) and say where it went."""
-        base = d.with_name(f"{d.name}.corrupt-{_stamp()}")
+        base = d.with_name(f"{d.name}.corrupt-{stamp()}")
         target, n = base, 0
         while target.exists():
             n += 1
@@ -647,155 +318,15 @@ class FileStore(Store):
         with self._cache_lock:
             self._cache.pop((ns, sid), None)
 
-    # -- locking -------------------------------------------------------------------------------------------------
-    def _acquire(self, fd: int, lock: Path) -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.0001
-        while True:
-            time.sleep(delay)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BackendUnavailable(
-                        f"{lock} stayed locked by another writer for over {self.lock_timeout:g}s; raise "
-                        "?lock_timeout= or find the stuck process"
-                    ) from None
-                delay = min(delay * 2, 0.002)
-
-    @contextmanager
-    def _locked(self, ns: str, sid: str, *, create: bool) -> Iterator[Path | None]:
-        """Exclusive access to one session across threads and processes. Yields its directory, or None when the
-        session has no directory and ``create`` is false."""
-        d = self._dir(ns, sid)
-        lock = d / LOCK
-        with self._stripes[hash((ns, sid)) % len(self._stripes)]:
-            while True:
-                try:
-                    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-                except FileNotFoundError:
-                    if not create:
-                        yield None
-                        return
-                    d.mkdir(parents=True, exist_ok=True)
-                    continue
-                try:
-                    self._acquire(fd, lock)
-                    # the directory may have been deleted or moved aside while we waited: then start over
-                    same = os.path.samestat(os.stat(lock), os.fstat(fd))
-                except FileNotFoundError:
-                    same = False
-                except BaseException:
-                    os.close(fd)
-                    raise
-                if same:
-                    break
-                os.close(fd)
-            try:
-                yield d
-            finally:
-                os.close(fd)  # releases the flock
-
-    def _write(self, ns: str, sid: str, create: bool, op: Callable[[Path, _Meta | None], T], missing: T) -> T:
-        """Run ``op(dir, meta)`` under the session lock; a corrupt session is moved aside and reported."""
-        with self._locked(ns, sid, create=create) as d:
-            if d is None:
-                return missing
-            try:
-                return op(d, self._load_meta(d, ns, sid))
-            except CorruptData as exc:
-                raise self._quarantine(ns, sid, d, exc) from None
-
-    def _read(self, ns: str, sid: str, op: Callable[[Path, _Meta, int], T], missing: T, *, file: bool = True) -> T:
-        """Run ``op(dir, meta, fd)`` on a consistent snapshot without locking (``fd`` is -1 unless ``file``). If the
-        data looks corrupt, retry under the lock (a race is not corruption) and only then move the session aside."""
-        d = self._dir(ns, sid)
-        try:
-            for _ in range(5):
-                meta = self._load_meta(d, ns, sid)
-                if meta is None or not self._alive(meta):
-                    return missing
-                fd = self._open_messages(d, meta, write=False) if file else -1
-                if fd is None:
-                    continue  # rewritten under our feet: take the new snapshot
-                try:
-                    return op(d, meta, fd)
-                except FileNotFoundError:
-                    continue  # a records file replaced under our feet
-                finally:
-                    if fd >= 0:
-                        os.close(fd)
-        except CorruptData:
-            pass
-
-        def locked(d: Path, meta: _Meta | None) -> T:
-            if meta is None or not self._alive(meta):
-                return missing
-            fd = self._open_messages(d, meta, write=True) if file else -1
-            try:
-                return op(d, meta, fd)  # type: ignore[arg-type]
-            except FileNotFoundError as exc:
-                raise CorruptData(f"{exc.filename} is missing (meta.jsonl refers to it)", path=exc.filename) from None
-            finally:
-                if fd >= 0:  # type: ignore[operator]
-                    os.close(fd)  # type: ignore[arg-type]
-
-        return self._write(ns, sid, False, locked, missing)
-
-    # -- the id index --------------------------------------------------------------------------------------------
-    def _index(self, d: Path, meta: _Meta, fd: int) -> _IdIndex:
-        """This process's id index of the session, caught up with ``meta`` (call with the session's stripe held)."""
-        key = (meta.namespace, meta.id)
-        with self._cache_lock:
-            index = self._cache.get(key)
-            if index is not None:
-                self._cache.move_to_end(key)
-        if index is None or index.uid != meta.uid or index.gen != meta.gen or index.upto > meta.bytes:
-            index = _IdIndex(meta.uid, meta.gen, meta.head)
-        index.drop_before(meta.head)
-        index.upto = max(index.upto, meta.head)
-        for mid, seq, offset, length in self._scan_ids(fd, index.upto, meta.bytes, d / meta.file):
-            index.add(mid, seq, offset, length)
-        index.upto = meta.bytes
-        self._remember(key, index)
-        return index
-
-    def _scan_ids(self, fd: int, lo: int, hi: int, path: Path) -> Iterator[tuple[str, int, int, int]]:
-        """(id, seq, offset, length) of every line in ``[lo, hi)``."""
-        for offset, line in self._iter_lines(fd, lo, hi, path, block=1 << 20):
-            match = _CANONICAL.match(line)
-            if match and match.group(2) is not None:
-                yield match.group(2).decode("utf-8", "replace"), int(match.group(1)), offset, len(line) + 1
-                continue
-            seq, mid = _line_seq(line), _line_id(line)
-            if seq is None or mid is None:  # damaged: reads skip it (and say so); its id is unknown
-                continue
-            yield mid, seq, offset, len(line) + 1
-
-    def _remember(self, key: tuple[str, str], index: _IdIndex) -> None:
-        with self._cache_lock:
-            self._cache[key] = index
-            self._cache.move_to_end(key)
-            total = sum(len(i.ids) for i in self._cache.values())
-            while len(self._cache) > 1 and (len(self._cache) > CACHE_SESSIONS or total > CACHE_IDS):
-                _, old = self._cache.popitem(last=False)
-                total -= len(old.ids)
-
     # -- writes --------------------------------------------------------------------------------------------------
-    def _fresh(self, d: Path, ns: str, sid: str, meta: _Meta | None, options: AppendOptions, now: float) -> _Meta:
+    def _fresh(self, d: Path, ns: str, sid: str, meta: Meta | None, options: AppendOptions, now: float) -> Meta:
         """A new, uncommitted session replacing ``meta`` (absent or expired); its empty messages file exists."""
         metadata = dict(options.metadata or {})
         try:
             json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError, UnicodeEncodeError) as exc:
             raise InvalidMessage(f"session metadata must be JSON-serializable text: {exc}") from None
-        fresh = _Meta(
+        fresh = Meta(
             namespace=ns,
             id=sid,
             uid=uuid.uuid4().hex,
@@ -806,6 +337,7 @@ class FileStore(Store):
             expires_at=None,
             gen=1 if meta is None else meta.gen + 1,
             rgen=0 if meta is None else meta.rgen,
+            egen=0 if meta is None else meta.egen,  # ebytes 0: the next entry write starts generation egen + 1
             n=0 if meta is None else meta.n,
             slot=-1 if meta is None else meta.slot,
             slot_size=0 if meta is None else meta.slot_size,
@@ -814,66 +346,59 @@ class FileStore(Store):
         return fresh
 
     def _live_or_fresh(
-        self, d: Path, ns: str, sid: str, meta: _Meta | None, options: AppendOptions
-    ) -> tuple[_Meta, _Meta | None]:
+        self, d: Path, ns: str, sid: str, meta: Meta | None, options: AppendOptions
+    ) -> tuple[Meta, Meta | None]:
         """(the live session, the expired one it replaces if any)."""
         now = self.clock()
         if meta is not None and self._alive(meta, now):
             return meta, None
         return self._fresh(d, ns, sid, meta, options, now), meta
 
-    def _touch(self, meta: _Meta, options: AppendOptions) -> None:
+    def _touch(self, meta: Meta, options: AppendOptions) -> None:
         now = self.clock()
         meta.updated_at = max(meta.updated_at, now)
         meta.expires_at = None if options.ttl is None else now + options.ttl
 
-    def _sweep(self, d: Path, meta: _Meta) -> None:
+    def _sweep(self, d: Path, meta: Meta) -> None:
         """After a commit that changed generations: remove the files the committed state superseded, also those
         of a writer that died between its commit and its cleanup. Uncommitted newer files stay (they are moved
         aside as ``.torn-`` if their generation number comes up)."""
         for entry in os.scandir(d):
             name = entry.name
-            if match := _MESSAGES_FILE.fullmatch(name):
+            if match := MESSAGES_FILE.fullmatch(name):
                 stale = int(match.group(1)) < meta.gen
-            elif match := _RECORDS_FILE.fullmatch(name):
+            elif match := RECORDS_FILE.fullmatch(name):
                 stale = int(match.group(1)) <= meta.rgen and int(match.group(1)) != meta.records
+            elif match := ENTRIES_FILE.fullmatch(name):
+                number = int(match.group(1))
+                stale = number < meta.egen or (number == meta.egen and meta.ebytes == 0)
             else:
                 stale = ".tmp-" in name  # only writers holding the lock create these
             if stale:
                 with suppress(FileNotFoundError):
                     os.unlink(entry.path)
 
-    def _sync(self, fd: int) -> None:
-        if self.fsync:
-            os.fsync(fd)
-
-    def _pwrite(self, fd: int, data: bytes, offset: int) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(fd, view, offset)
-            view, offset = view[n:], offset + n
-
-    def _trim(self, fd: int, meta: _Meta, path: Path, max_messages: int | None) -> None:
+    def _trim(self, fd: int, meta: Meta, path: Path, max_messages: int | None) -> None:
         """Drop the oldest messages beyond ``max_messages`` by moving ``head`` forward."""
         if max_messages is None or meta.count <= max_messages:
             return
         excess = meta.count - max_messages
         for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=4096):
-            seq = _line_seq(line)
-            meta.size -= _body_size(line, seq) if seq is not None else len(line)
+            seq = line_seq(line)
+            meta.size -= body_size(line, seq) if seq is not None else len(line)
             meta.count -= 1
             meta.head = offset + len(line) + 1
             excess -= 1
             if not excess:
                 break
 
-    def _rewrite(self, d: Path, meta: _Meta, lines: list[bytes]) -> _Meta:
+    def _rewrite(self, d: Path, meta: Meta, lines: list[bytes]) -> Meta:
         """A new generation holding ``lines`` (committed by the caller)."""
         new = meta.copy(gen=meta.gen + 1, head=0, bytes=sum(len(x) for x in lines))
         self._new_file(d, new.file, b"".join(lines))
         return new
 
-    def _maybe_compact(self, d: Path, meta: _Meta, fd: int, index: _IdIndex | None) -> _Meta:
+    def _maybe_compact(self, d: Path, meta: Meta, fd: int, index: IdIndex | None) -> Meta:
         dead, live = meta.head, meta.bytes - meta.head
         if dead < COMPACT_MIN or dead < live:
             return meta
@@ -886,9 +411,9 @@ class FileStore(Store):
             index.ids = {mid: (seq, off - dead, n) for mid, (seq, off, n) in index.ids.items()}
         return new
 
-    @_os_errors
+    @os_errors
     def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
-        def op(d: Path, meta: _Meta | None) -> list[int]:
+        def op(d: Path, meta: Meta | None) -> list[int]:
             meta, old = self._live_or_fresh(d, ns, sid, meta, options)
             fd = self._open_messages(d, meta, write=True)
             try:
@@ -907,10 +432,10 @@ class FileStore(Store):
     def _append(
         self,
         d: Path,
-        meta: _Meta,
-        old: _Meta | None,
+        meta: Meta,
+        old: Meta | None,
         fd: int,
-        index: _IdIndex,
+        index: IdIndex,
         records: Sequence[Record],
         options: AppendOptions,
     ) -> list[int]:
@@ -926,7 +451,7 @@ class FileStore(Store):
                 continue
             meta.last_seq += 1
             body = record.body.encode("utf-8")
-            line = _seq_prefix(meta.last_seq) + body[1:] + b"\n"
+            line = seq_prefix(meta.last_seq) + body[1:] + b"\n"
             chunks.append(line)
             added.append((record.id, meta.last_seq, pos, len(line)))
             batch[record.id] = meta.last_seq
@@ -950,9 +475,9 @@ class FileStore(Store):
             self._sweep(d, committed)
         return seqs
 
-    @_os_errors
+    @os_errors
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
-        def op(d: Path, meta: _Meta | None) -> list[int]:
+        def op(d: Path, meta: Meta | None) -> list[int]:
             meta, _ = self._live_or_fresh(d, ns, sid, meta, options)
             seqs: list[int] = []
             lines: list[tuple[bytes, int]] = []
@@ -963,7 +488,7 @@ class FileStore(Store):
                     continue
                 meta.last_seq += 1
                 body = record.body.encode("utf-8")
-                lines.append((_seq_prefix(meta.last_seq) + body[1:] + b"\n", len(body)))
+                lines.append((seq_prefix(meta.last_seq) + body[1:] + b"\n", len(body)))
                 batch[record.id] = meta.last_seq
                 seqs.append(meta.last_seq)
             if options.max_messages is not None:
@@ -978,9 +503,9 @@ class FileStore(Store):
 
         return self._write(ns, sid, True, op, [])
 
-    @_os_errors
+    @os_errors
     def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
-        def op(d: Path, meta: _Meta | None) -> SessionInfo:
+        def op(d: Path, meta: Meta | None) -> SessionInfo:
             meta, old = self._live_or_fresh(d, ns, sid, meta, options)
             self._touch(meta, options)
             self._commit(d, meta)
@@ -990,20 +515,20 @@ class FileStore(Store):
 
         return self._write(ns, sid, True, op, None)  # type: ignore[arg-type]
 
-    @_os_errors
+    @os_errors
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
-        def op(d: Path, meta: _Meta | None) -> int:
+        def op(d: Path, meta: Meta | None) -> int:
             if meta is None or not self._alive(meta):
                 return 0
             return self._delete_locked(ns, sid, d, meta, ids)
 
         return self._write(ns, sid, False, op, 0)
 
-    @_os_errors
+    @os_errors
     def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
     ) -> list[Message]:
-        def op(d: Path, meta: _Meta | None) -> list[Message]:
+        def op(d: Path, meta: Meta | None) -> list[Message]:
             if meta is None or not self._alive(meta):
                 return []
             span = None if ids is not None else pop_range(meta.count, index or 0, count)
@@ -1035,7 +560,7 @@ class FileStore(Store):
 
         return self._write(ns, sid, False, op, [])
 
-    def _delete_locked(self, ns: str, sid: str, d: Path, meta: _Meta, ids: Sequence[str]) -> int:
+    def _delete_locked(self, ns: str, sid: str, d: Path, meta: Meta, ids: Sequence[str]) -> int:
         """delete_messages with the session's lock held."""
         fd = self._open_messages(d, meta, write=True)
         try:
@@ -1049,12 +574,12 @@ class FileStore(Store):
             # the kept lines keep their ids and seqs, only their offsets shift: carry the index over so the
             # next append does not rescan the whole session
             id_at = {offset: mid for offset, mid in index.order}
-            carried: _IdIndex | None = _IdIndex(meta.uid, meta.gen + 1, 0)
+            carried: IdIndex | None = IdIndex(meta.uid, meta.gen + 1, 0)
             position = 0
             for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=1 << 20):
                 if offset in doomed:
-                    seq = _line_seq(line)
-                    removed += _body_size(line, seq) if seq is not None else len(line)
+                    seq = line_seq(line)
+                    removed += body_size(line, seq) if seq is not None else len(line)
                     continue
                 kept.append(line + b"\n")
                 mid = id_at.get(offset)
@@ -1078,13 +603,13 @@ class FileStore(Store):
         self._sweep(d, new)
         return len(doomed)
 
-    @_os_errors
+    @os_errors
     def clear(self, ns: str, sid: str) -> int:
-        def op(d: Path, meta: _Meta | None) -> int:
+        def op(d: Path, meta: Meta | None) -> int:
             if meta is None or not self._alive(meta):
                 return 0
             new = self._rewrite(d, meta, [])
-            new.count = new.size = new.records = 0
+            new.count = new.size = new.records = new.ebytes = 0
             new.updated_at = max(new.updated_at, self.clock())
             self._commit(d, new)
             self._forget(ns, sid)
@@ -1093,7 +618,7 @@ class FileStore(Store):
 
         return self._write(ns, sid, False, op, 0)
 
-    @_os_errors
+    @os_errors
     def delete_session(self, ns: str, sid: str) -> bool:
         with self._locked(ns, sid, create=False) as d:
             if d is None:
@@ -1111,15 +636,15 @@ class FileStore(Store):
         return existed
 
     # -- reads ---------------------------------------------------------------------------------------------------
-    @_os_errors
+    @os_errors
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
         return self._read(ns, sid, lambda d, meta, fd: self._info(meta), None, file=False)
 
-    @_os_errors
+    @os_errors
     def count(self, ns: str, sid: str) -> int:
         return self._read(ns, sid, lambda d, meta, fd: meta.count, 0, file=False)
 
-    @_os_errors
+    @os_errors
     def read(
         self,
         ns: str,
@@ -1130,7 +655,7 @@ class FileStore(Store):
         last: int | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        def op(d: Path, meta: _Meta, fd: int) -> list[Message]:
+        def op(d: Path, meta: Meta, fd: int) -> list[Message]:
             path = d / meta.file
             if meta.bytes == meta.head or last == 0 or limit == 0:
                 return []
@@ -1158,9 +683,9 @@ class FileStore(Store):
 
         return self._read(ns, sid, op, [])
 
-    @_os_errors
+    @os_errors
     def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
-        def op(d: Path, meta: _Meta, fd: int) -> list[Message]:
+        def op(d: Path, meta: Meta, fd: int) -> list[Message]:
             path = d / meta.file
             with self._stripes[hash((ns, sid)) % len(self._stripes)]:
                 index = self._index(d, meta, fd)
@@ -1177,7 +702,7 @@ class FileStore(Store):
         return self._read(ns, sid, op, [])
 
     # -- records -------------------------------------------------------------------------------------------------
-    def _load_records(self, d: Path, meta: _Meta) -> dict[str, dict[str, Any]]:
+    def _load_records(self, d: Path, meta: Meta) -> dict[str, dict[str, Any]]:
         """{kind: {key: data}}. Raises FileNotFoundError when a concurrent write replaced the file."""
         if not meta.records:
             return {}
@@ -1191,7 +716,7 @@ class FileStore(Store):
         except (ValueError, TypeError) as exc:
             raise CorruptData(f"{path} is not a readable records file ({exc})", path=str(path)) from None
 
-    def _save_records(self, d: Path, meta: _Meta, kinds: dict[str, dict[str, Any]]) -> None:
+    def _save_records(self, d: Path, meta: Meta, kinds: dict[str, dict[str, Any]]) -> None:
         """Write the records as a new generation file, commit it, then remove the previous one."""
         kinds = {kind: table for kind, table in kinds.items() if table}
         if kinds:
@@ -1204,14 +729,14 @@ class FileStore(Store):
         self._commit(d, meta)
         self._sweep(d, meta)
 
-    @_os_errors
+    @os_errors
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
         try:
             value = json.loads(json.dumps(data, ensure_ascii=False, allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(f"record data must be JSON-serializable: {exc}") from None
 
-        def op(d: Path, meta: _Meta | None) -> bool:
+        def op(d: Path, meta: Meta | None) -> bool:
             if meta is None or not self._alive(meta):
                 return False
             kinds = self._records_locked(d, meta)
@@ -1222,7 +747,7 @@ class FileStore(Store):
         if not self._write(ns, sid, False, op, False):
             raise SessionNotFound(f"session {sid!r} does not exist in namespace {ns!r}")
 
-    def _records_locked(self, d: Path, meta: _Meta) -> dict[str, dict[str, Any]]:
+    def _records_locked(self, d: Path, meta: Meta) -> dict[str, dict[str, Any]]:
         """The records, with the session's lock held. An unreadable or missing records file costs only the
         records: it is moved aside (never deleted) with a warning and the session goes on with none, its messages
         untouched."""
@@ -1230,7 +755,7 @@ class FileStore(Store):
             return self._load_records(d, meta)
         except (FileNotFoundError, CorruptData) as exc:
             path = d / meta.records_file
-            aside = path.with_name(f"{path.name}.corrupt-{_stamp()}")
+            aside = path.with_name(f"{path.name}.corrupt-{stamp()}")
             with suppress(FileNotFoundError):
                 os.rename(path, aside)
             logger.warning("session %r/%r: records file %s unusable (%s); moved to %s, the session continues "
@@ -1240,7 +765,7 @@ class FileStore(Store):
             self._commit(d, meta)
             return {}
 
-    @_os_errors
+    @os_errors
     def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
@@ -1251,23 +776,23 @@ class FileStore(Store):
                 chosen = chosen[-last:] if last else []
             return chosen
 
-        def op(d: Path, meta: _Meta, fd: int) -> list[tuple[str, dict[str, Any]]]:
+        def op(d: Path, meta: Meta, fd: int) -> list[tuple[str, dict[str, Any]]]:
             try:
                 return pick(self._load_records(d, meta))
             except CorruptData as exc:
-                raise _RecordsDamaged from exc  # not the session's corruption: handled below, under the lock
+                raise RecordsDamaged from exc  # not the session's corruption: handled below, under the lock
 
         try:
             return self._read(ns, sid, op, [], file=False)
-        except _RecordsDamaged:
-            def repair(d: Path, meta: _Meta | None) -> list[tuple[str, dict[str, Any]]]:
+        except RecordsDamaged:
+            def repair(d: Path, meta: Meta | None) -> list[tuple[str, dict[str, Any]]]:
                 return [] if meta is None or not self._alive(meta) else pick(self._records_locked(d, meta))
 
             return self._write(ns, sid, False, repair, [])
 
-    @_os_errors
+    @os_errors
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
-        def op(d: Path, meta: _Meta | None) -> int:
+        def op(d: Path, meta: Meta | None) -> int:
             if meta is None or not self._alive(meta):
                 return 0
             kinds = self._records_locked(d, meta)
@@ -1283,7 +808,7 @@ class FileStore(Store):
         return self._write(ns, sid, False, op, 0)
 
     # -- listing, purge, lifecycle -------------------------------------------------------------------------------
-    def _scan(self, ns_dir: Path) -> Iterator[tuple[Path, _Meta]]:
+    def _scan(self, ns_dir: Path) -> Iterator[tuple[Path, Meta]]:
         """Every session of a namespace directory; corrupt ones are moved aside with a warning and skipped."""
         try:
             entries = sorted(os.scandir(ns_dir), key=lambda e: e.name)
@@ -1326,7 +851,7 @@ class FileStore(Store):
                 return  # repaired or rewritten meanwhile
             except CorruptData:
                 pass
-            base = d.with_name(f"{d.name}.corrupt-{_stamp()}")
+            base = d.with_name(f"{d.name}.corrupt-{stamp()}")
             target, n = base, 0
             while target.exists():
                 n += 1
@@ -1341,7 +866,7 @@ class FileStore(Store):
     def _namespaces(self) -> list[Path]:
         return sorted(p for p in self.root.iterdir() if p.is_dir() and "." not in p.name)
 
-    @_os_errors
+    @os_errors
     def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
         if self._closed:
             raise BackendUnavailable(f"file store {self.root} is closed")
@@ -1353,7 +878,7 @@ class FileStore(Store):
         ]
         return page_of([i for i in infos if session_matches(i, query)], query)
 
-    @_os_errors
+    @os_errors
     def purge_expired(self) -> int:
         if self._closed:
             raise BackendUnavailable(f"file store {self.root} is closed")
@@ -1385,7 +910,7 @@ class FileStore(Store):
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise BackendUnavailable(f"{self.root} is not writable by this process")
 
-    @_os_errors
+    @os_errors
     def stats(self) -> dict[str, Any]:
         """Counts from every ``meta.json`` (O(sessions)), plus sessions moved aside as corrupt."""
         sessions = messages = stored = 0

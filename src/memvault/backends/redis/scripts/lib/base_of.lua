@@ -1,0 +1,1 @@
+local function base_of(s) return string.sub(s, 1, -2) end

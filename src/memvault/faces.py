@@ -1,0 +1,233 @@
+"""The two faces of a store, with the forwarding from contract methods to a backend's operations written once.
+
+- :class:`AsyncStore` is ``store.aio``: every contract method as a coroutine, each forwarding to ``_arun(name,
+  *args, **kwargs)``. :class:`ThreadedAsyncStore` runs the sync method in a worker thread (any backend); the
+  PostgreSQL and Redis faces run the same plans natively on an async client.
+- :class:`PlannedStore` is the sync face of a backend whose operations are *plans* (SQL statements, Redis
+  commands) executed by one driver: every contract method forwards to ``_run(name, *args, **kwargs)``.
+
+A backend that implements the contract directly (memory, SQLite, files) subclasses :class:`~memvault.contract.Store`
+and gets :class:`ThreadedAsyncStore` for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from memvault.contract import AppendOptions, Entry, SessionQuery, Store
+from memvault.model import Message, Page, Record, SessionInfo
+
+
+class PlannedStore(Store):
+    """A store whose operations run through one sync driver: ``_run(name, *args, **kwargs)``."""
+
+    @abstractmethod
+    def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run the backend's operation ``name`` with these arguments and return its result."""
+
+    def get_session(self, ns: str, sid: str) -> SessionInfo | None:
+        return self._run("get_session", ns, sid)  # type: ignore[no-any-return]
+
+    def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
+        return self._run("ensure_session", ns, sid, options)  # type: ignore[no-any-return]
+
+    def delete_session(self, ns: str, sid: str) -> bool:
+        return self._run("delete_session", ns, sid)  # type: ignore[no-any-return]
+
+    def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
+        return self._run("list_sessions", query)  # type: ignore[no-any-return]
+
+    def purge_expired(self) -> int:
+        return self._run("purge_expired")  # type: ignore[no-any-return]
+
+    def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        return self._run("append", ns, sid, records, options)  # type: ignore[no-any-return]
+
+    def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        return self._run("replace", ns, sid, records, options)  # type: ignore[no-any-return]
+
+    def read(
+        self, ns: str, sid: str, *, start: int | None = None, stop: int | None = None, last: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        return self._run("read", ns, sid, start=start, stop=stop, last=last, limit=limit)  # type: ignore[no-any-return]
+
+    def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
+        return self._run("get_messages", ns, sid, ids)  # type: ignore[no-any-return]
+
+    def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
+        return self._run("delete_messages", ns, sid, ids)  # type: ignore[no-any-return]
+
+    def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        return self._run("pop_messages", ns, sid, index=index, count=count, ids=ids)  # type: ignore[no-any-return]
+
+    def count(self, ns: str, sid: str) -> int:
+        return self._run("count", ns, sid)  # type: ignore[no-any-return]
+
+    def clear(self, ns: str, sid: str) -> int:
+        return self._run("clear", ns, sid)  # type: ignore[no-any-return]
+
+    def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        self._run("put_record", ns, sid, kind, key, data)
+
+    def get_records(
+        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return self._run("get_records", ns, sid, kind, keys=keys, last=last)  # type: ignore[no-any-return]
+
+    def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
+        return self._run("delete_records", ns, sid, kind, keys)  # type: ignore[no-any-return]
+
+    def put_entries(
+        self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
+    ) -> list[bool]:
+        return self._run("put_entries", ns, sid, entries, options, if_absent=if_absent)  # type: ignore[no-any-return]
+
+    def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        return self._run("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
+
+    def scan_entries(
+        self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
+        reverse: bool = False, limit: int | None = None, keys_only: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        return self._run(  # type: ignore[no-any-return]
+            "scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse, limit=limit, keys_only=keys_only
+        )
+
+    def delete_entries(
+        self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
+        stop: str | None = None,
+    ) -> int:
+        return self._run("delete_entries", ns, sid, kind, keys, start=start, stop=stop)  # type: ignore[no-any-return]
+
+
+class AsyncStore:
+    """The asynchronous face of a store (``store.aio``): the contract's methods as coroutines, each forwarding to
+    ``_arun(name, *args, **kwargs)``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        """The sync store this face belongs to."""
+        return self._store
+
+    async def _arun(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def get_session(self, ns: str, sid: str) -> SessionInfo | None:
+        return await self._arun("get_session", ns, sid)  # type: ignore[no-any-return]
+
+    async def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
+        return await self._arun("ensure_session", ns, sid, options)  # type: ignore[no-any-return]
+
+    async def delete_session(self, ns: str, sid: str) -> bool:
+        return await self._arun("delete_session", ns, sid)  # type: ignore[no-any-return]
+
+    async def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
+        return await self._arun("list_sessions", query)  # type: ignore[no-any-return]
+
+    async def purge_expired(self) -> int:
+        return await self._arun("purge_expired")  # type: ignore[no-any-return]
+
+    async def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        return await self._arun("append", ns, sid, records, options)  # type: ignore[no-any-return]
+
+    async def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
+        return await self._arun("replace", ns, sid, records, options)  # type: ignore[no-any-return]
+
+    async def read(
+        self, ns: str, sid: str, *, start: int | None = None, stop: int | None = None, last: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        return await self._arun("read", ns, sid, start=start, stop=stop, last=last, limit=limit)  # type: ignore[no-any-return]
+
+    async def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
+        return await self._arun("get_messages", ns, sid, ids)  # type: ignore[no-any-return]
+
+    async def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
+        return await self._arun("delete_messages", ns, sid, ids)  # type: ignore[no-any-return]
+
+    async def pop_messages(
+        self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
+    ) -> list[Message]:
+        return await self._arun("pop_messages", ns, sid, index=index, count=count, ids=ids)  # type: ignore[no-any-return]
+
+    async def count(self, ns: str, sid: str) -> int:
+        return await self._arun("count", ns, sid)  # type: ignore[no-any-return]
+
+    async def clear(self, ns: str, sid: str) -> int:
+        return await self._arun("clear", ns, sid)  # type: ignore[no-any-return]
+
+    async def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        await self._arun("put_record", ns, sid, kind, key, data)
+
+    async def get_records(
+        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return await self._arun("get_records", ns, sid, kind, keys=keys, last=last)  # type: ignore[no-any-return]
+
+    async def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
+        return await self._arun("delete_records", ns, sid, kind, keys)  # type: ignore[no-any-return]
+
+    async def put_entries(
+        self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
+    ) -> list[bool]:
+        return await self._arun("put_entries", ns, sid, entries, options, if_absent=if_absent)  # type: ignore[no-any-return]
+
+    async def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
+        return await self._arun("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
+
+    async def scan_entries(
+        self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
+        reverse: bool = False, limit: int | None = None, keys_only: bool = False,
+    ) -> list[tuple[str, bytes]]:
+        return await self._arun(  # type: ignore[no-any-return]
+            "scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse, limit=limit, keys_only=keys_only
+        )
+
+    async def delete_entries(
+        self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
+        stop: str | None = None,
+    ) -> int:
+        return await self._arun("delete_entries", ns, sid, kind, keys, start=start, stop=stop)  # type: ignore[no-any-return]
+
+    async def ping(self) -> None:
+        await self._arun("ping")
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._arun("stats")  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self._arun("close")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._store!r}>"
+
+
+class ThreadedAsyncStore(AsyncStore):
+    """The async face of any sync store: each call runs in a worker thread, so the event loop never blocks."""
+
+    async def _arun(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self._store, name), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """Backend extras beyond the contract (e.g. ``find_messages``), offloaded the same way."""
+        method = getattr(self._store, name)
+        if not callable(method):
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+
+__all__ = ["AsyncStore", "PlannedStore", "ThreadedAsyncStore"]
