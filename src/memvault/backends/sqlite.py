@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
 from memvault.config import file_path, query_options
 from memvault.contract import MAX_PAGE, AppendOptions, Entry, SessionQuery, Store, pop_range
 from memvault.cursors import decode_cursor, encode_cursor
@@ -107,6 +109,10 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
 def _sql_json_equal(stored: str | None, wanted: str) -> int:
     """``memvault_json_equal(a, b)``: :func:`memvault.validation.json_equal` of two JSON texts (nested values)."""
     try:
@@ -178,7 +184,7 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             conn.create_function("memvault_json_equal", 2, _sql_json_equal, deterministic=True)
@@ -188,6 +194,19 @@ class SQLiteStore(Store):
             raise self._translate(exc) from exc
         except OSError as exc:
             raise BackendUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new database to WAL. The switch takes an exclusive lock without calling the busy handler, so
+        two processes creating one file at once retry it (jittered) for up to busy_timeout."""
+        for attempt in Retrying(
+            retry=retry_if_exception(_locked),
+            wait=wait_random_exponential(multiplier=0.005, max=0.1),
+            stop=stop_after_delay(self.busy_timeout),
+            reraise=True,
+        ):
+            with attempt:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
         text = str(exc)

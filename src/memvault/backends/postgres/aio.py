@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import psycopg.errors
 from psycopg_pool import PoolClosed, PoolTimeout
+from tenacity import AsyncRetrying
 
 from memvault.backends.postgres.drive import Plan, R, drive_async
-from memvault.backends.postgres.store import Unreachable
+from memvault.backends.postgres.store import Unreachable, retry_wait
 from memvault.faces import AsyncStore
 from memvault.model import Message, Page
 
@@ -51,26 +52,24 @@ class PostgresAsyncStore(AsyncStore):
             yield conn
 
     async def run_plan(self, plan_fn: Callable[..., Plan[R]], *args: Any, **kwargs: Any) -> R:
-        """Execute a plan on a pooled async connection, retrying transient failures."""
+        """Execute a plan on a pooled async connection, retrying transient failures (as the sync face does)."""
         store = self._store
-        attempt = 0
-        while True:
-            attempt += 1
-            if store._down_since is not None:  # the breaker is open: fail at once, or probe when a probe is due
-                try:
-                    if time.monotonic() < store._next_probe:
-                        raise store._still_down()
-                    await asyncio.to_thread(store._probe)
-                except Unreachable as exc:
-                    raise store._fail(exc) from None
-            try:
-                async with self._checkout() as conn:
-                    return await drive_async(conn, plan_fn(*args, **kwargs))
-            except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
-                if not store._retry(exc, attempt):
-                    if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
-                        await asyncio.to_thread(store._suspect, exc)
-                    raise store._fail(exc) from None
+        try:
+            async for attempt in AsyncRetrying(retry=store.should_retry, wait=retry_wait, reraise=True):
+                with attempt:
+                    if store._down_since is not None:  # the breaker is open: fail at once, or probe when one is due
+                        if time.monotonic() < store._next_probe:
+                            raise store._still_down()
+                        await asyncio.to_thread(store._probe)
+                    async with self._checkout() as conn:
+                        result = await drive_async(conn, plan_fn(*args, **kwargs))
+            return result
+        except Unreachable as exc:
+            raise store._fail(exc) from None
+        except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
+            if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.QueryCanceled):
+                await asyncio.to_thread(store._suspect, exc)
+            raise store._fail(exc) from None
 
     async def _arun(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return await self.run_plan(getattr(self._store, f"_p_{name}"), *args, **kwargs)

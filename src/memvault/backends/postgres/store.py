@@ -36,6 +36,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql as pgsql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
+from tenacity import RetryCallState, Retrying, wait_random_exponential
 
 from memvault.backends.postgres.drive import RETRY, Plan, R, drive_sync
 from memvault.backends.postgres.plans import PostgresPlans, conninfo_password, display_conninfo
@@ -51,6 +52,14 @@ logger = logging.getLogger("memvault.postgres")
 
 DEFAULT_SCHEMA = "memvault"
 MAX_RETRIES = 5
+_CONFLICT_WAIT = wait_random_exponential(multiplier=0.005, max=0.25)
+
+
+def retry_wait(state: RetryCallState) -> float:
+    """Write conflicts back off (jittered, so two writers that collided do not collide again); a dead pooled
+    connection is replaced at once."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return _CONFLICT_WAIT(state) if isinstance(exc, RETRY) else 0.0
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 #: URL query keys that configure memvault rather than libpq
@@ -397,19 +406,24 @@ class PostgresStore(PostgresPlans, PlannedStore):
             return False
         return isinstance(exc, psycopg.OperationalError) and attempt < 2
 
+    def should_retry(self, state: RetryCallState) -> bool:
+        """tenacity's retry predicate for :meth:`run_plan` (both faces)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is None or not self._retry(exc, state.attempt_number):
+            return False
+        logger.debug("postgres: retrying a plan after %s (attempt %d)", type(exc).__name__, state.attempt_number)
+        return True
+
     def run_plan(self, plan_fn: Callable[..., Plan[R]], *args: Any, **kwargs: Any) -> R:
         """Execute a plan (see :mod:`.drive`) on a pooled connection, retrying transient failures."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._checkout() as conn:
-                    return drive_sync(conn, plan_fn(*args, **kwargs))
-            except (psycopg.Error, PoolTimeout, PoolClosed, Unreachable) as exc:
-                if not self._retry(exc, attempt):
-                    self._suspect(exc)
-                    raise self._fail(exc) from None
-                logger.debug("postgres: retrying %s after %s", getattr(plan_fn, "__name__", "plan"), type(exc).__name__)
+        try:
+            for attempt in Retrying(retry=self.should_retry, wait=retry_wait, reraise=True):
+                with attempt, self._checkout() as conn:
+                    result = drive_sync(conn, plan_fn(*args, **kwargs))
+            return result
+        except (psycopg.Error, PoolTimeout, PoolClosed, Unreachable) as exc:
+            self._suspect(exc)
+            raise self._fail(exc) from None
 
     def _suspect(self, exc: BaseException) -> None:
         """A call gave up on a connection error: if the server does not take a new connection either, it is down
