@@ -354,6 +354,40 @@ def bench_savers(env: Env, names: list[str], workloads: list[str], sizes: list[i
     return results
 
 
+def bench_growth(env: Env, names: list[str], target: int, marks: list[int]) -> dict[str, Any]:
+    """One ``graph`` thread per saver grown step by step (2 messages a step) to ``target`` messages, the savers
+    interleaved step by step: what a real conversation leaves behind (every step's checkpoint is kept, as in
+    production) and what a step costs as the thread grows (median saver time of the 10 steps before each mark)."""
+    results: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for name in names:
+            saver, size_of = stack.enter_context(SAVERS[name].open(env))
+            timer = Timed(saver)
+            config = {"configurable": {"thread_id": f"grow-{uuid.uuid4().hex}"}}
+            runs.append((name, build_graph(saver, False), timer, size_of, config, []))
+        for step in range(1, target // 2 + 1):
+            for name, graph, timer, size_of, config, recent in runs:
+                timer.reset()
+                graph.invoke({"messages": [{"role": "user", "content": f"turn {step}: " + "tell me more " * 8}]},
+                             config, durability="sync")
+                recent.append(timer.ms.get("put", 0.0) + timer.ms.get("put_writes", 0.0))
+                del recent[:-10]
+                if 2 * step in marks:
+                    results.setdefault(name, {})[str(2 * step)] = {
+                        "bytes_per_thread": size_of(config["configurable"]["thread_id"]),
+                        "step_saver_ms_p50": round(statistics.median(recent), 3),
+                    }
+    ratios: dict[str, dict[str, float]] = {}  # peer bytes / memvault bytes at each mark
+    for mine, peer in (("memvault-sqlite", "sqlite"), ("memvault-postgres", "postgres"), ("memvault-sqlite", "inmemory")):
+        for mark in map(str, marks):
+            if mark in results.get(mine, {}) and mark in results.get(peer, {}):
+                ratios.setdefault(f"{peer}/{mine}", {})[mark] = round(
+                    results[peer][mark]["bytes_per_thread"] / max(results[mine][mark]["bytes_per_thread"], 1), 1)
+    results["bytes_ratios"] = ratios
+    return results
+
+
 # ------------------------------------------------------------------------------------------------ stores
 @contextlib.contextmanager
 def open_inmemory_store(env: Env) -> Iterator[Any]:
@@ -442,6 +476,8 @@ def main() -> None:
     parser.add_argument("--savers", default=",".join(SAVERS))
     parser.add_argument("--workloads", default="graph,agent")
     parser.add_argument("--no-delta", action="store_true", help="skip the DeltaChannel variants")
+    parser.add_argument("--growth", type=int, default=1000, help="grow one thread per saver to this many messages (0: skip)")
+    parser.add_argument("--growth-savers", default="inmemory,sqlite,postgres,memvault-sqlite,memvault-postgres")
     parser.add_argument("--stores", default=",".join(STORES))
     parser.add_argument("--store-items", default="200,2000", help="store sizes in items ('' to skip stores)")
     parser.add_argument("--store-ops", type=int, default=40, help="timed operations of each kind per store and size")
@@ -473,6 +509,9 @@ def main() -> None:
                 delta,
             ),
         }
+        if args.growth:
+            marks = [m for m in (100, 250, 500, 1000, 2000, 5000) if m <= args.growth] or [args.growth]
+            report["growth"] = bench_growth(env, [s for s in args.growth_savers.split(",") if s], args.growth, marks)
         if args.store_items:
             report["stores"] = bench_stores(
                 env, [s for s in args.stores.split(",") if s], [int(c) for c in args.store_items.split(",")], args.store_ops

@@ -14,7 +14,7 @@ fi
 
 echo "== installing memvault and the test dependencies"
 pkgs=(-e ".[test]")
-for adapter in integrations/langchain integrations/llama-index; do
+for adapter in integrations/langchain integrations/llama-index integrations/langgraph; do
   [ -f "$adapter/pyproject.toml" ] && pkgs+=(-e "$adapter[test]")
 done
 "$PY" -m pip install -q --disable-pip-version-check "${pkgs[@]}"

@@ -35,6 +35,7 @@ MESSAGES_TYPE = "memvault.messages"  # the type tag of a MessageList blob
 EMPTY_TYPE = "empty"  # a channel emptied at this version (LangGraph's own tag)
 SEP = "\x1f"
 PAGE = 200
+INLINE_NEW = 64  # a put with at most this many new messages names them by id in its blobs and commits once
 THREAD_METADATA = {"langgraph": "thread"}
 
 Typed = tuple[str, bytes]
@@ -123,6 +124,19 @@ def ranges(seqs: Sequence[int], into: list[list[int]] | None = None) -> list[lis
     return out
 
 
+def _refs(items: Sequence[int | str | Message], prefix: Sequence[Sequence[int]]) -> list[list[int] | str]:
+    """A MessageList blob's ``r``: seq ranges, and the ids of messages whose seqs are not known yet."""
+    out: list[list[int] | str] = [list(r) for r in prefix]
+    for item in items:
+        if isinstance(item, (Message, str)):
+            out.append(item if isinstance(item, str) else item.id)
+        elif out and isinstance(out[-1], list) and item == out[-1][1] + 1:
+            out[-1][1] = item
+        else:
+            out.append([item, item])
+    return out
+
+
 def expand(spans: Iterable[Sequence[int]]) -> list[int]:
     return [seq for lo, hi in spans for seq in range(lo, hi + 1)]
 
@@ -196,37 +210,48 @@ class Checkpoints:
         new_versions: Mapping[str, str | int | float],
     ) -> Op[dict[str, MessageList]]:
         """Store one checkpoint: ``values`` holds a value for each channel of ``new_versions`` (a channel missing
-        from ``values`` was emptied). New messages of MessageList values are appended first (idempotent on their
-        ids, so a retried put stores nothing twice), then the blobs and the checkpoint in one atomic write. Returns
-        the stored MessageLists with their seqs."""
+        from ``values`` was emptied). The usual step (a few new messages) is one atomic write of the new messages,
+        the blobs and the checkpoint (``append_entries``; the blobs name the new messages by id). A large batch of
+        new messages is appended first, then the blobs and the checkpoint name them by seq ranges. Appends are
+        idempotent on message ids, so a retried put stores nothing twice. Returns the stored MessageLists with
+        their seqs (none when the store could not say, e.g. a spooled write)."""
         sid = self._sid(thread_id)
         fresh: list[Message] = []
         for value in values.values():
             if isinstance(value, MessageList):
                 fresh.extend(item for item in value.items if isinstance(item, Message))
+        records = [encode_body(m, self.max_message_bytes) for m in fresh]
+        by_seq = len(fresh) > INLINE_NEW
         seqs_of: dict[int, int] = {}
-        if fresh:
-            records = [encode_body(m, self.max_message_bytes) for m in fresh]
+        if by_seq:
             seqs = yield Call("append", (self.namespace, sid, records, self.options))
             seqs_of = {id(m): s for m, s in zip(fresh, seqs, strict=True)}
         entries: list[Entry] = []
-        stored: dict[str, MessageList] = {}
+        lists: dict[str, MessageList] = {}
         for channel, version in new_versions.items():
             key = _key(checkpoint_ns, channel, version_text(version))
             value = values.get(channel)
             if value is None:
                 entries.append(Entry(BLOB, key, _pack({"t": EMPTY_TYPE})))
             elif isinstance(value, MessageList):
-                tail = [item if isinstance(item, int) else seqs_of[id(item)] for item in value.items]
-                value.spans = ranges(tail, into=value.prefix)
-                stored[channel] = value
-                entries.append(Entry(BLOB, key, _pack({"t": MESSAGES_TYPE, "r": value.spans})))
+                refs = _refs([seqs_of[id(i)] if by_seq and isinstance(i, Message) else i for i in value.items],
+                             value.prefix)
+                lists[channel] = value
+                entries.append(Entry(BLOB, key, _pack({"t": MESSAGES_TYPE, "r": refs})))
             else:
                 entries.append(Entry(BLOB, key, _pack({"t": value[0]}, value[1])))
         header = {"p": parent_id, "ct": checkpoint[0], "mt": metadata[0], "v": dict(versions)}
         entries.append(Entry(CKPT, _key(checkpoint_ns, checkpoint_id), _pack(header, checkpoint[1], metadata[1])))
-        yield Call("put_entries", (self.namespace, sid, entries, self.options))
-        return stored
+        if by_seq:
+            yield Call("put_entries", (self.namespace, sid, entries, self.options))
+        else:
+            seqs = yield Call("append_entries", (self.namespace, sid, records, entries, self.options))
+            seqs_of = {id(m): s for m, s in zip(fresh, seqs, strict=True)}
+        if any(s is None for s in seqs_of.values()):
+            return {}
+        for value in lists.values():
+            value.spans = ranges([i if isinstance(i, int) else seqs_of[id(i)] for i in value.items], into=value.prefix)
+        return lists
 
     def put_writes(
         self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, task_id: str, task_path: str,
@@ -307,9 +332,23 @@ class Checkpoints:
             yield from self._read_messages(sid, lists)
 
     def _read_messages(self, sid: str, lists: Sequence[MessageList]) -> Op[None]:
-        """Fill ``messages`` of each list from the thread's log: one read per contiguous run of seqs."""
-        needed = sorted({seq for lst in lists for seq in lst.seqs})
+        """Fill ``messages`` of each list from the thread's log (the messages a blob names by id first, then one
+        read per contiguous run of seqs) and turn its ``spans`` into seq ranges."""
+        ids = sorted({ref for lst in lists for ref in lst.spans if isinstance(ref, str)})
         by_seq: dict[int, Message] = {}
+        seq_of: dict[str, int] = {}
+        if ids:
+            found = yield Call("get_messages", (self.namespace, sid, ids))
+            for message in found:
+                by_seq[message.seq or 0] = message
+                seq_of[message.id] = message.seq or 0
+            if len(seq_of) < len(ids):
+                lost = [i for i in ids if i not in seq_of]
+                raise CorruptData(f"thread {sid!r}: messages {lost[:5]} of a checkpoint are missing from its log")
+        for lst in lists:
+            lst.spans = ranges([s for ref in lst.spans
+                                for s in ([seq_of[ref]] if isinstance(ref, str) else range(ref[0], ref[1] + 1))])
+        needed = sorted({seq for lst in lists for seq in lst.seqs} - by_seq.keys())
         for lo, hi in ranges(needed):
             start = lo
             while start <= hi:
@@ -438,8 +477,10 @@ class Checkpoints:
             for key, value in rows:
                 if kind == BLOB:
                     header, payloads = _unpack(value, f"{source}/{key!r}")
-                    if header["t"] == MESSAGES_TYPE:
-                        header = dict(header, r=ranges([seq_map[s] for s in expand(header["r"])]))
+                    if header["t"] == MESSAGES_TYPE:  # seqs are the target's; ids are copied as they are
+                        refs = [[ref] if isinstance(ref, str) else range(ref[0], ref[1] + 1) for ref in header["r"]]
+                        header = dict(header, r=_refs([r if isinstance(r, str) else seq_map[r] for run in refs
+                                                       for r in run], []))
                         header.pop("n", None)
                         value = _pack(header, *payloads)
                 entries.append(Entry(kind, key, value))

@@ -197,6 +197,16 @@ class Store(ABC):
         ``if_absent`` an entry whose (kind, key) exists is left as it is. Returns, per entry, whether it was
         written. A key repeated in the batch: the last one wins (with ``if_absent``: the first)."""
 
+    def append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> list[int]:
+        """Append ``records`` and write ``entries`` (as :meth:`put_entries`) in one atomic write; return the seqs
+        of the records. Backends override this to commit once; this default appends, then writes the entries
+        (interrupted in between, only the messages are stored: entries that refer to messages stay consistent)."""
+        seqs = self.append(ns, sid, records, options) if records else []
+        self.put_entries(ns, sid, entries, options)
+        return seqs
+
     @abstractmethod
     def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
         """The values of those ``keys`` of ``kind`` that exist."""

@@ -88,6 +88,11 @@ class PlannedStore(Store):
     ) -> list[bool]:
         return self._run("put_entries", ns, sid, entries, options, if_absent=if_absent)  # type: ignore[no-any-return]
 
+    def append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> list[int]:
+        return self._run("append_entries", ns, sid, records, entries, options)  # type: ignore[no-any-return]
+
     def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
         return self._run("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
 
@@ -180,6 +185,11 @@ class AsyncStore:
         self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
     ) -> list[bool]:
         return await self._arun("put_entries", ns, sid, entries, options, if_absent=if_absent)  # type: ignore[no-any-return]
+
+    async def append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> list[int]:
+        return await self._arun("append_entries", ns, sid, records, entries, options)  # type: ignore[no-any-return]
 
     async def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
         return await self._arun("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]

@@ -324,6 +324,16 @@ class SpoolStore(Store):
             self._enqueue(ns, sid, "put_entries", payload, exc)
             return [True] * len(entries)
 
+    def append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> list[int]:
+        if self._open_since is None and not (self._pending and self.pending(ns, sid)):
+            try:
+                return self.inner.append_entries(ns, sid, records, entries, options)
+            except BackendUnavailable as exc:  # atomic on the backend: nothing of it is stored, spool both
+                self._trip(exc)
+        return super().append_entries(ns, sid, records, entries, options)  # queued: the append, then the entries
+
     # -- everything else: replay first, then forward ---------------------------------------------------------------
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
         self._settle()

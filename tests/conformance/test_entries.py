@@ -141,3 +141,61 @@ def test_large_batches_are_one_write(mem: Memory, count: int) -> None:
     assert len(store.scan_entries("ns", "s", "many", keys_only=True)) == count
     assert len(store.get_entries("ns", "s", "many", [e.key for e in entries])) == count
     assert store.delete_entries("ns", "s", "many", [e.key for e in entries[:700]]) == 700
+
+
+def _records(*ids: str) -> list[Any]:
+    from memvault import Message
+    from memvault.model import encode_body
+
+    return [encode_body(Message(role="user", content=f"text of {i}", id=i)) for i in ids]
+
+
+def test_append_entries_writes_messages_and_entries_together(mem: Memory) -> None:
+    store = mem.store
+    store.append("ns", "t", _records("m0"), OPTS)
+    seqs = store.append_entries("ns", "t", _records("m1", "m2"), [Entry("c", "k1", b"a"), Entry("c", "k1", b"b"),
+                                                                  Entry("d", "k2", b"c")], OPTS)
+    assert seqs == [2, 3]
+    assert store.get_entries("ns", "t", "c", ["k1"]) == {"k1": b"b"}  # a repeated key: the last wins
+    assert store.get_entries("ns", "t", "d", ["k2"]) == {"k2": b"c"}
+    # a retry (same ids) appends nothing twice and returns the same seqs; entries are overwritten
+    assert store.append_entries("ns", "t", _records("m1", "m2"), [Entry("c", "k1", b"again")], OPTS) == [2, 3]
+    assert [m.id for m in store.read("ns", "t")] == ["m0", "m1", "m2"]
+    assert store.get_entries("ns", "t", "c", ["k1"]) == {"k1": b"again"}
+    assert store.append_entries("ns", "t", [], [Entry("c", "only", b"x")], OPTS) == []
+    assert store.get_entries("ns", "t", "c", ["only"]) == {"only": b"x"}
+    assert store.append_entries("ns", "fresh", _records("f1"), [], OPTS) == [1]  # creates the session
+    assert store.get_session("ns", "fresh") is not None
+
+
+def test_append_entries_are_never_seen_before_their_messages(mem: Memory) -> None:
+    store = mem.store
+    store.ensure_session("ns", "w", OPTS)
+    seen_broken: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            for key, value in store.scan_entries("ns", "w", "ref"):
+                ids = value.decode().split(",")
+                if len(store.get_messages("ns", "w", ids)) != len(ids):
+                    seen_broken.append(key)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for step in range(40):
+            ids = [f"s{step}-{j}" for j in range(3)]
+            store.append_entries("ns", "w", _records(*ids), [Entry("ref", f"{step:04d}", ",".join(ids).encode())], OPTS)
+    finally:
+        done.set()
+        thread.join()
+    assert not seen_broken
+    assert store.count("ns", "w") == 120
+
+
+async def test_append_entries_on_the_async_face(mem: Memory) -> None:
+    aio = mem.store.aio
+    assert await aio.append_entries("ns", "a", _records("x1", "x2"), [Entry("k", "x", b"1")], OPTS) == [1, 2]
+    assert await aio.get_entries("ns", "a", "k", ["x"]) == {"x": b"1"}
+    assert [m.id for m in await aio.read("ns", "a")] == ["x1", "x2"]

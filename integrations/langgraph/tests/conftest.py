@@ -21,7 +21,8 @@ fails the run, so a fixed bug is noticed).
 Saver capabilities: ``cross_process`` (another process opening the location sees everything),
 ``delete_for_runs`` / ``copy_thread`` / ``prune`` (extended conformance capabilities: declared ones must be detected
 by the kit AND pass; undeclared ones must not be detected), ``recall`` (``Memory.recall`` finds what agents said;
-memvault only: see ``SaverSpec.recall``).
+memvault only: see ``SaverSpec.recall``), ``message_log`` (memvault only: a thread's messages are its session's
+message log, each stored once).
 
 Store capabilities: ``vector`` (index config: embedding + query search), ``ttl``, ``ttl_sweeper`` (background
 sweeper via the spec's hooks), ``omit_expired`` (``TTLConfig(omit_expired=True)`` hides expired-unswept items),
@@ -186,7 +187,7 @@ def _memvault_recall(location: Location, thread_id: str, query: str) -> list[str
         memory.close()
 
 
-_MEMVAULT_SAVER_CAPS = frozenset({"delete_for_runs", "copy_thread", "prune", "recall"})
+_MEMVAULT_SAVER_CAPS = frozenset({"delete_for_runs", "copy_thread", "prune", "recall", "message_log"})
 
 SAVERS: dict[str, SaverSpec] = {
     "inmemory": SaverSpec(memory_location, _open_memory_saver, _aopen_memory_saver, frozenset()),

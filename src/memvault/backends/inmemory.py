@@ -320,6 +320,14 @@ class InMemoryStore(Store):
             self._touch(session, options)
             return written
 
+    def append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> list[int]:
+        with self._state.lock:  # re-entrant: both writes happen under one hold, seen together or not at all
+            seqs = self.append(ns, sid, records, options)
+            self.put_entries(ns, sid, entries, options)
+            return seqs
+
     def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
         with self._state.lock:
             session = self._live(ns, sid)

@@ -616,16 +616,32 @@ class SQLiteStore(Store):
         return row[5]  # type: ignore[no-any-return]
 
     # -- entries -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _write_entries(c: sqlite3.Connection, ns: str, sid: str, entries: Sequence[Entry], if_absent: bool) -> list[bool]:
+        conflict = "DO NOTHING" if if_absent else "DO UPDATE SET value = excluded.value"
+        sql = f"INSERT INTO entries VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, session_id, kind, key) {conflict}"
+        return [c.execute(sql, (ns, sid, e.kind, e.key, bytes(e.value))).rowcount > 0 for e in entries]
+
     def put_entries(
         self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
     ) -> list[bool]:
-        conflict = "DO NOTHING" if if_absent else "DO UPDATE SET value = excluded.value"
-        sql = f"INSERT INTO entries VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, session_id, kind, key) {conflict}"
         with self.transaction() as c:
             last_seq, count, size = self._ensure(c, ns, sid, options)
-            written = [c.execute(sql, (ns, sid, e.kind, e.key, bytes(e.value))).rowcount > 0 for e in entries]
+            written = self._write_entries(c, ns, sid, entries, if_absent)
             self._finish(c, ns, sid, last_seq, count, size, options)
         return written
+
+    def append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> list[int]:
+        with self.transaction() as c:
+            last_seq, count, size = self._ensure(c, ns, sid, options)
+            seqs, added, added_bytes = self._insert(c, ns, sid, records, last_seq)
+            count, size = count + added, size + added_bytes
+            trimmed, trimmed_bytes = self._trim(c, ns, sid, count, options.max_messages)
+            self._write_entries(c, ns, sid, entries, False)
+            self._finish(c, ns, sid, last_seq + added, count - trimmed, size - trimmed_bytes, options)
+        return seqs
 
     def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}

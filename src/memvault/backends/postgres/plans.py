@@ -18,6 +18,7 @@ import psycopg
 
 from memvault.backends.postgres.drive import BEGIN, COMMIT, Plan, Q
 from memvault.backends.postgres.sql import (
+    APPEND_ENTRIES,
     CLEAR,
     COLS,
     DELETE_ENTRIES,
@@ -381,6 +382,21 @@ class PostgresPlans:
         written = {(kind, key) for kind, key in rows}
         return [chosen[(e.kind, e.key)] == i and (e.kind, e.key) in written if if_absent else (e.kind, e.key) in written
                 for i, e in enumerate(entries)]
+
+    def _p_append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> Plan[list[int]]:
+        last: dict[tuple[str, str], Entry] = {}
+        for entry in entries:  # a repeated key: the last wins
+            if "\x00" in entry.kind or "\x00" in entry.key:
+                raise InvalidMessage(f"entry key {entry.key[:40]!r} holds a NUL character; PostgreSQL refuses it")
+            last.pop((entry.kind, entry.key), None)
+            last[(entry.kind, entry.key)] = entry
+        params = self._append_params(ns, sid, records, options)
+        params.update(cap=options.max_messages, kinds=[e.kind for e in last.values()],
+                      keys=[e.key for e in last.values()], values=[bytes(e.value) for e in last.values()])
+        rows = yield Q(self._sql(APPEND_ENTRIES), params)
+        return list(rows[0][0])
 
     def _p_get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> Plan[dict[str, bytes]]:
         wanted = [k for k in dict.fromkeys(keys) if "\x00" not in k]

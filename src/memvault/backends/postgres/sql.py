@@ -140,6 +140,23 @@ ON CONFLICT (namespace, session_id, kind, key) {CONFLICT}
 RETURNING t.kind, t.key
 """
 
+# messages and entries in one statement (one commit): the function appends, the insert runs after it in the
+# same snapshot chain (data-modifying CTEs always run to completion)
+APPEND_ENTRIES = """
+WITH s AS MATERIALIZED (
+    SELECT * FROM {s}.write_messages(%(ns)s, %(sid)s, %(ids)s::text[], %(bodies)s::text[], %(roles)s::text[],
+        %(created)s::float8[], %(metas)s::text[], %(texts)s::text[], %(now)s::float8, %(expires)s::float8,
+        %(user)s::text, %(meta)s::json, %(cap)s::bigint, false)
+), e AS (
+    INSERT INTO {s}.entries AS t (namespace, session_id, kind, key, value)
+    SELECT %(ns)s, %(sid)s, x.kind, x.key, x.value
+    FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(values)s::bytea[]) AS x(kind, key, value)
+    WHERE EXISTS (SELECT 1 FROM s)
+    ON CONFLICT (namespace, session_id, kind, key) DO UPDATE SET value = excluded.value
+)
+SELECT s.seqs FROM s
+"""
+
 GET_ENTRIES = f"""
 SELECT key, value FROM {{s}}.entries
 WHERE namespace = %(ns)s AND session_id = %(sid)s AND kind = %(kind)s AND key = ANY(%(keys)s::text[])

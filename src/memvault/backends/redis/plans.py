@@ -306,6 +306,17 @@ class RedisPlans:
         flags = yield from self._write(ns, sid, (), options, "p", tail)
         return [bool(int(f)) for f in flags]
 
+    def _p_append_entries(
+        self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
+    ) -> Plan:
+        tail: list[Any] = [str(len(records))]
+        for record in records:
+            tail += (record.id, record.body)
+        for entry in entries:
+            tail += (f"{entry.kind}\x00{entry.key}", bytes(entry.value))
+        seqs = yield from self._write(ns, sid, (), options, "b", tail)
+        return [int(s) for s in seqs]
+
     def _p_get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> Plan:
         wanted = list(dict.fromkeys(keys))
         if not wanted:

@@ -1,4 +1,4 @@
--- KEYS s m h k [ix]; ARGV now, expires|'', native_ms|'', refresh_below_ms, user|'', metadata, max|0, mode (a|r|e|p),
+-- KEYS s m h k [ix]; ARGV now, expires|'', native_ms|'', refresh_below_ms, user|'', metadata, max|0, mode (a|r|e|p|b),
 -- sid, id1, body1, ... -> {seq, ...} (mode e: the session's info). With a 5th key (standalone servers) the namespace
 -- index is updated here too; on a Cluster the caller does it next, since the index lives in another slot.
 local s, m, h, k = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -26,32 +26,42 @@ if ARGV[8] == 'r' then
   redis.call('DEL', m, h)
   b = 0
 end
-local seqs = {}
-if ARGV[8] == 'p' then
-  -- entries: ARGV[10] is '1' for if_absent, then "kind\0key", value pairs -> {1 written | 0 kept, ...}
-  local ev, ez, nx = base .. 'ev', base .. 'ez', ARGV[10] == '1'
-  for i = 11, #ARGV, 2 do
+local seqs, flags = {}, {}
+-- mode p: ARGV[10] is '1' for if_absent, then "kind\0key", value pairs -> {1 written | 0 kept, ...}
+-- mode b: ARGV[10] is the number n of messages, then n id, body pairs, then entry pairs (written) -> seqs
+local mode = ARGV[8]
+local rec_from, rec_to, entries_from = 10, #ARGV, #ARGV + 1
+if mode == 'p' then
+  rec_from, rec_to, entries_from = 1, 0, 11
+elseif mode == 'b' then
+  rec_from = 11
+  rec_to = 10 + 2 * tonumber(ARGV[10])
+  entries_from = rec_to + 1
+end
+for i = rec_from, rec_to, 2 do
+  local id, body = ARGV[i], ARGV[i + 1]
+  if redis.call('ZADD', m, 'NX', ls + 1, id) == 1 then
+    ls = ls + 1
+    redis.call('HSET', h, id, body)
+    b = b + #body
+    seqs[#seqs + 1] = ls
+  else
+    seqs[#seqs + 1] = tonumber(redis.call('ZSCORE', m, id))
+  end
+end
+if entries_from <= #ARGV then
+  local ev, ez, nx = base .. 'ev', base .. 'ez', mode == 'p' and ARGV[10] == '1'
+  for i = entries_from, #ARGV, 2 do
     if nx and redis.call('HEXISTS', ev, ARGV[i]) == 1 then
-      seqs[#seqs + 1] = 0
+      flags[#flags + 1] = 0
     else
       redis.call('HSET', ev, ARGV[i], ARGV[i + 1])
       redis.call('ZADD', ez, 0, ARGV[i])
-      seqs[#seqs + 1] = 1
-    end
-  end
-else
-  for i = 10, #ARGV, 2 do
-    local id, body = ARGV[i], ARGV[i + 1]
-    if redis.call('ZADD', m, 'NX', ls + 1, id) == 1 then
-      ls = ls + 1
-      redis.call('HSET', h, id, body)
-      b = b + #body
-      seqs[#seqs + 1] = ls
-    else
-      seqs[#seqs + 1] = tonumber(redis.call('ZSCORE', m, id))
+      flags[#flags + 1] = 1
     end
   end
 end
+if mode == 'p' then seqs = flags end
 local cap = tonumber(ARGV[7])
 if cap > 0 then
   local n = redis.call('ZCARD', m)
@@ -74,7 +84,7 @@ redis.call('HSET', s, unpack(fields))
 -- message keys (first message, after clear/replace) have no expiry yet and are always caught by the PTTL of m
 local pm = redis.call('PTTL', m)
 local refresh
-if ARGV[8] == 'p' then
+if mode == 'p' or mode == 'b' then
   refresh = true  -- entry keys may be new: give them the session's expiry now
 elseif ARGV[3] ~= '' then
   refresh = pm < tonumber(ARGV[4])  -- also -1 (no expiry yet) and -2 (no messages)

@@ -250,6 +250,8 @@ class MemvaultSaver(BaseCheckpointSaver[str]):
             self.serde.dumps_typed(get_checkpoint_metadata(config, metadata)), dict(checkpoint["channel_versions"]),
             stored_values, new_versions,
         )
+        if stored.keys() != lists.keys():  # the store could not give seqs (a spooled write): start over from it
+            self._forget(thread)
         for channel, message_list in stored.items():
             self._remember(thread, ns, channel, version_text(new_versions[channel]), lists[channel], message_list.spans)
         return self._config(thread, ns, checkpoint["id"])
