@@ -37,6 +37,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
+from langgraph.checkpoint.memvault.migrate import copy_checkpoints
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from memvault import Memory, Message
@@ -45,7 +46,7 @@ from memvault.drive import Op, run_async, run_sync
 from memvault.shared import open_memory, owned
 from memvault.validation import check_int, check_ttl, validate_namespace
 
-__all__ = ["MemvaultSaver"]
+__all__ = ["MemvaultSaver", "copy_checkpoints"]
 
 SEALED = "langgraph.sealed"
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
