@@ -45,6 +45,9 @@ def _finite_vector(vector: Any, what: str) -> np.ndarray:
     error = InvalidFilter if what == "query vector" else InvalidMessage
     if isinstance(vector, (str, bytes, Mapping)) or not hasattr(vector, "__len__"):
         raise error(f"{what} must be a sequence of numbers, got {type(vector).__name__}")
+    if (vector.dtype.kind == "b" if isinstance(vector, np.ndarray)
+            else any(isinstance(x, (bool, np.bool_)) for x in vector)):
+        raise error(f"{what} holds booleans; a vector is a sequence of numbers")
     try:
         array = np.asarray(vector, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -56,10 +59,11 @@ def _finite_vector(vector: Any, what: str) -> np.ndarray:
 
 def _as_document(item: Document | Mapping[str, Any]) -> Document:
     if isinstance(item, Mapping):
+        fields = item
         try:
-            item = Document(**item)
+            item = Document(**fields)
         except TypeError as exc:
-            raise InvalidMessage(f"cannot build a Document from {sorted(map(str, item))}: {exc}") from None
+            raise InvalidMessage(f"cannot build a Document from {sorted(map(str, fields))}: {exc}") from None
     if not isinstance(item, Document):
         raise InvalidMessage(f"expected a Document, got {type(item).__name__}")
     if item.id is not None:
