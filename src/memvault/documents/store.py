@@ -1,64 +1,59 @@
-"""Namespaced documents with TTL and hybrid search, over the entries contract: the storage of LangGraph's long-term
-store (``langgraph.store.memvault``), framework-free.
-
-An item is identified by ``(namespace, key)`` (a namespace is a tuple of labels), holds a JSON object, its
-``created_at`` / ``updated_at``, an optional expiry (a TTL in minutes, slid by reads when asked) and, when an index is
-configured, vectors of its index fields plus the same text for BM25. :class:`DocumentStore` runs get / put / delete /
-search / list-namespaces operations (alone or several in one :meth:`DocumentStore.batch`), sweeps expired items and
-ranks queries like memvault's recall: dense (cosine, best of an item's vectors) and BM25 fused by z-scores, with
-per-signal explanations (``mode`` "hybrid" (default), "dense" or "keyword").
-
-Storage layout. Store ``name`` of tenant ``ns`` is the session ``name`` in ``internal_namespace(ns, "store")``, which no
-user-given namespace can name. Its entries, by kind:
-
-- ``item``: key = the namespace's labels (``\\x01``, ``\\x1e``, ``\\x1f`` escaped) joined by ``\\x1f``, then ``\\x1e``,
-  then the key, so every namespace prefix is one key range. Value: a small header (times, TTL, write stamp, index
-  fields, model), the value's JSON and the float32 vectors. A deleted item is a *tombstone* (header only) until a
-  sweep purges it: that is what lets one batch's puts and deletes be ONE atomic ``put_entries``.
-- ``ttl``: the expiry a read refreshed (key = the item's key; it counts only for the write stamp it names), so a
-  refresh never rewrites (and can never undo) a value another process just wrote.
-- ``ns``: one key per namespace ever written; listings check each still holds a live item, sweeps drop emptied ones.
-- ``exp`` / ``dead``: expiry and deletion times + item key: what a sweep scans (it never reads every item).
-- ``log``, ``head``, ``meta``: the change log below.
-
-Change detection. Each writer instance holds *lanes* (one per concurrent write; a lane's batches are sequential).
-Every batch writes, in its one atomic ``put_entries``, a ``log`` entry ``<lane>\\x1f<counter>`` listing the item keys
-it changed, the lane's ``head`` (its counter) and a new random ``meta`` version token. Before a search the in-process
-cache reads the token (one small read); only when it changed does it read the heads, the log entries past the
-counters it has applied, and then those items. Counters of a lane have no gaps, so a missing log entry (pruned: a
-lane keeps its last 10,000) means "reload everything"; so does a lane pruned by a sweep (idle for a day) when this
-cache last synced before that. The cache (:class:`memvault.recall.docindex.DocIndex`) holds decoded items and one
-normalised vector matrix, caught up incrementally; expired and deleted items are masked at every search.
-
-Known limit: a sweep deletes what it found expired or deleted with a plain (unconditional) delete, so a put of that
-same key landing in the few milliseconds between the sweep's check and its delete is lost.
-"""
+"""The document store itself: batches of operations run as one atomic write, change detection across processes, TTL sweeps, search."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import os
-import re
 import struct
 import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 
-from memvault.contract import AppendOptions, Entry, Store, prefix_range
+from memvault.contract import Entry, Store, prefix_range
+from memvault.documents.embedding import Embedding
+from memvault.documents.fields import check_fields, compile_filter, texts_at_path
+from memvault.documents.layout import (
+    DEAD,
+    DEFAULT,
+    END,
+    EXP,
+    HEAD,
+    HEADER,
+    ITEM,
+    LANE_RETENTION,
+    LOG,
+    LOG_KEEP,
+    LOG_PRUNE_EVERY,
+    MAX_LIMIT,
+    META,
+    MODES,
+    NS,
+    PAGE,
+    SEP,
+    STORE_OPTIONS,
+    TTL,
+    decode_header,
+    decode_namespace,
+    dumps,
+    effective_expiry,
+    encode_entry,
+    item_key,
+    log_key,
+    namespace_key,
+    split_item_key,
+    time_key,
+)
+from memvault.documents.types import Get, Hit, Item, ListNamespaces, Operation, Put, Search, SearchIndex, TTLPolicy
 from memvault.drive import Call, Op, run_async, run_sync
 from memvault.errors import (
     CorruptData,
     EmbeddingModelMismatch,
-    InvalidEmbedder,
     InvalidFilter,
     InvalidMetadata,
     MessageTooLarge,
@@ -66,541 +61,21 @@ from memvault.errors import (
 from memvault.kv import key_after
 from memvault.model import DEFAULT_NAMESPACE, from_epoch
 from memvault.recall.docindex import DocIndex, Ranked, StoredItem
-from memvault.recall.embedders import as_embedder, content_hash, normalise
 from memvault.validation import (
     check_document_key,
     check_document_value,
     check_int,
-    check_json,
     check_namespace_path,
     check_number,
     check_offset,
     check_text,
     check_ttl_minutes,
     internal_namespace,
-    json_equal,
     validate_id,
     validate_namespace,
 )
 
 logger = logging.getLogger("memvault.documents")
-
-ITEM, TTL, NS, EXP, DEAD, LOG, HEAD, META = "item", "ttl", "ns", "exp", "dead", "log", "head", "meta"
-ESC, END, SEP = "\x01", "\x1e", "\x1f"
-MODES = ("hybrid", "dense", "keyword")
-MAX_LIMIT = 10_000
-PAGE = 2000
-#: change-log entries a lane keeps (a cache further behind reloads), pruned every LOG_PRUNE_EVERY batches
-LOG_KEEP = 10_000
-LOG_PRUNE_EVERY = 1000
-#: a lane idle this long is dropped by sweeps (seconds); writers retire their lanes idle for a quarter of it
-LANE_RETENTION = 86_400.0
-_MAGIC = b"MVD1"
-_HEADER = struct.Struct("<4sIII")
-_OPTIONS = AppendOptions()  # the store's session never expires (items have their own TTLs)
-
-
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-#: "use the store's default" (for ``ttl`` and ``refresh_ttl``), distinct from None
-DEFAULT: Any = _Default()
-
-
-# -- keys -------------------------------------------------------------------------------------------------------
-_ESCAPE = re.compile("[\x01\x1e\x1f]")
-_ESCAPES = {ESC: ESC + "\x01", END: ESC + "\x02", SEP: ESC + "\x03"}
-_UNESCAPE = re.compile("\x01([\x01\x02\x03])")
-_UNESCAPES = {"\x01": ESC, "\x02": END, "\x03": SEP}
-
-
-def encode_label(label: str) -> str:
-    return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], label)
-
-
-def decode_label(text: str) -> str:
-    return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], text)
-
-
-def namespace_key(namespace: Sequence[str]) -> str:
-    """The encoded namespace: escaped labels joined by ``\\x1f``."""
-    return SEP.join(encode_label(label) for label in namespace)
-
-
-def decode_namespace(text: str) -> tuple[str, ...]:
-    return tuple(decode_label(part) for part in text.split(SEP)) if text else ()
-
-
-def item_key(namespace: Sequence[str], key: str) -> str:
-    """The ``item`` entry key of ``(namespace, key)``."""
-    return namespace_key(namespace) + END + key
-
-
-def split_item_key(entry_key: str) -> tuple[tuple[str, ...], str]:
-    encoded, _, key = entry_key.partition(END)
-    return decode_namespace(encoded), key
-
-
-def scope_range(prefix: Sequence[str]) -> tuple[str | None, str | None]:
-    """``(start, stop)`` of the item keys whose namespace starts with ``prefix`` (label by label)."""
-    if not prefix:
-        return None, None
-    base = namespace_key(prefix)
-    return base + END, base + chr(ord(SEP) + 1)  # the next character is END (its own items) or SEP (children)
-
-
-def _time_key(when: float) -> str:
-    return f"{max(0, int(when * 1000)):015d}"
-
-
-def _log_key(lane: str, counter: int) -> str:
-    return f"{lane}{SEP}{counter:012x}"
-
-
-# -- item entries -----------------------------------------------------------------------------------------------
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def encode_entry(header: Mapping[str, Any], value: bytes = b"", vectors: bytes = b"") -> bytes:
-    head = _dumps(header)
-    return _HEADER.pack(_MAGIC, len(head), len(value), len(vectors)) + head + value + vectors
-
-
-def decode_header(raw: bytes, where: str) -> tuple[dict[str, Any], memoryview, memoryview]:
-    """(header, value bytes, vector bytes) of an item entry; CorruptData when it is not one."""
-    try:
-        magic, hlen, vlen, xlen = _HEADER.unpack_from(raw)
-        if magic != _MAGIC or _HEADER.size + hlen + vlen + xlen != len(raw):
-            raise ValueError("bad magic or lengths")
-        view = memoryview(raw)
-        start = _HEADER.size
-        header = json.loads(bytes(view[start : start + hlen]))
-        if not isinstance(header, dict):
-            raise ValueError("header is not an object")
-        value = view[start + hlen : start + hlen + vlen]
-        return header, value, view[start + hlen + vlen :]
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise CorruptData(f"store item {where!r} cannot be decoded: {exc}") from None
-
-
-def _effective_expiry(header: Mapping[str, Any], ttl_raw: bytes | None) -> float | None:
-    """The item's expiry: its own, or a later refresh of the same write (a ``ttl`` entry naming its stamp)."""
-    if header.get("t") is None:
-        return None
-    expires = float(header["e"])
-    if ttl_raw:
-        with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
-            refreshed, stamp = json.loads(ttl_raw)
-            if stamp == header.get("w"):
-                expires = max(expires, float(refreshed))
-    return expires
-
-
-# -- index fields (LangGraph's path syntax) ----------------------------------------------------------------------
-def tokenize_path(path: str) -> list[str]:
-    """``"a.b[*].c"`` -> ``["a", "b", "[*]", "c"]``; brackets ``[0]``/``[-1]``/``[*]`` and braces ``{x,y.z}`` are
-    single tokens."""
-    tokens: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(path):
-        char = path[i]
-        if char in "[{":
-            if current:
-                tokens.append("".join(current))
-                current = []
-            close = "]" if char == "[" else "}"
-            depth, j = 1, i + 1
-            while j < len(path) and depth:
-                depth += (path[j] == char) - (path[j] == close)
-                j += 1
-            tokens.append(path[i:j])
-            i = j
-            continue
-        if char == ".":
-            if current:
-                tokens.append("".join(current))
-                current = []
-        else:
-            current.append(char)
-        i += 1
-    if current:
-        tokens.append("".join(current))
-    return tokens
-
-
-def _json_text(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False)
-
-
-def texts_at_path(obj: Any, path: str) -> list[str]:
-    """The texts a path selects in ``obj`` ("$" or "": the whole object as JSON); missing fields give none."""
-    if not path or path == "$":
-        return [_json_text(obj)]
-    tokens = tokenize_path(path)
-
-    def walk(node: Any, pos: int) -> list[str]:
-        if pos >= len(tokens):
-            if isinstance(node, bool):
-                return [str(node)]
-            if isinstance(node, (str, int, float)):
-                return [str(node)]
-            if isinstance(node, (list, dict)):
-                return [_json_text(node)]
-            return []
-        token = tokens[pos]
-        if token.startswith("["):
-            if not isinstance(node, list):
-                return []
-            inner = token[1:-1]
-            if inner == "*":
-                return [t for element in node for t in walk(element, pos + 1)]
-            try:
-                index = int(inner)
-            except ValueError:
-                return []
-            if index < 0:
-                index += len(node)
-            return walk(node[index], pos + 1) if 0 <= index < len(node) else []
-        if token.startswith("{"):
-            if not isinstance(node, dict):
-                return []
-            out: list[str] = []
-            for name in (f.strip() for f in token[1:-1].split(",")):
-                out.extend(texts_at_path(node, name) if name else [])
-            return out
-        if token == "*":
-            children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
-            return [t for child in children for t in walk(child, pos + 1)]
-        return walk(node[token], pos + 1) if isinstance(node, dict) and token in node else []
-
-    return walk(obj, 0)
-
-
-def _check_fields(fields: object, what: str) -> list[str]:
-    if isinstance(fields, str) or not isinstance(fields, (list, tuple)):
-        raise InvalidFilter(f"{what} must be a list of field paths (e.g. ['text', 'a.b', 'tags[*]']), got {fields!r}")
-    out = []
-    for path in fields:
-        check_text(path, f"{what} path")
-        if not path.strip():
-            raise InvalidFilter(f"{what} holds an empty path; use '$' for the whole value")
-        out.append(path)
-    return out
-
-
-# -- filters ------------------------------------------------------------------------------------------------------
-OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
-_MISSING = object()
-
-
-def _field(value: Mapping[str, Any], path: str) -> Any:
-    """``value[path]``, else the dotted path ``a.b`` walked through nested objects; _MISSING when absent."""
-    if path in value:
-        return value[path]
-    if "." not in path:
-        return _MISSING
-    node: Any = value
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def _comparable(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return False
-    return (isinstance(a, numbers) and isinstance(b, numbers)) or (isinstance(a, str) and isinstance(b, str))
-
-
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "$gt": lambda a, b: a > b,
-    "$gte": lambda a, b: a >= b,
-    "$lt": lambda a, b: a < b,
-    "$lte": lambda a, b: a <= b,
-}
-
-
-def _matcher(condition: Any, where: str) -> Callable[[Any], bool]:
-    """A test of one (possibly missing) field value against a filter condition."""
-    if isinstance(condition, dict) and any(k.startswith("$") for k in condition):
-        tests: list[Callable[[Any], bool]] = []
-        for op, bound in condition.items():
-            if op not in OPERATORS:
-                raise InvalidFilter(f"filter {where!r} uses {op!r}; operators are {', '.join(OPERATORS)} (and a "
-                                    "condition cannot mix operators with plain keys)")
-            if op == "$eq":
-                tests.append(lambda v, b=bound: v is not _MISSING and json_equal(v, b))
-            elif op == "$ne":
-                tests.append(lambda v, b=bound: v is _MISSING or not json_equal(v, b))
-            else:
-                if isinstance(bound, bool) or not isinstance(bound, (int, float, str)):
-                    raise InvalidFilter(f"filter {where!r}: {op} needs a number or a string, got {bound!r}")
-                compare = _COMPARE[op]
-                tests.append(lambda v, b=bound, c=compare: v is not _MISSING and _comparable(v, b) and c(v, b))
-        return lambda v: all(t(v) for t in tests)
-    if isinstance(condition, dict):
-        subs = {k: _matcher(c, f"{where}.{k}") for k, c in condition.items()}
-        return lambda v: isinstance(v, dict) and all(m(v.get(k, _MISSING)) for k, m in subs.items())
-    return lambda v: v is not _MISSING and json_equal(v, condition)
-
-
-def compile_filter(flt: object) -> Callable[[Mapping[str, Any]], bool] | None:
-    """A predicate over item values: every key must match. A key is a field, or a dotted path into nested objects;
-    a condition is a value (JSON equality: 1 == 1.0, true is not 1, lists in order), a nested object (each of its
-    keys matched the same way) or operators ``$eq $ne $gt $gte $lt $lte`` (comparisons between numbers or between
-    strings; ``$ne`` also matches a missing field). InvalidFilter for anything else."""
-    if flt is None:
-        return None
-    if isinstance(flt, Mapping) and not isinstance(flt, dict):
-        flt = dict(flt)
-    if not isinstance(flt, dict):
-        raise InvalidFilter(f"filter must be a dict of field -> condition, got {type(flt).__name__}")
-    if not flt:
-        return None
-    check_json(flt, "filter", max_depth=32, error=InvalidFilter)
-    tests = []
-    for key, condition in flt.items():
-        if not key:
-            raise InvalidFilter("filter has an empty field name")
-        tests.append((key, _matcher(condition, key)))
-    return lambda value: all(test(_field(value, key)) for key, test in tests)
-
-
-# -- public types -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SearchIndex:
-    """What a store indexes. ``embed``: "default" (offline MiniLM), "hash" / "hash-N" (tests), an Embedder, a
-    LangChain Embeddings / LlamaIndex embedding, a function ``texts -> vectors``, or None (keyword search only).
-    ``fields``: paths embedded by default ("$" = the whole value; "a.b", "list[*]", "x[0]", "{a,b}"). ``dims``:
-    checked against the vectors when given. ``mode``: "hybrid", "dense" or "keyword". ``model_id``: names the model
-    stored with each vector (detects a model change; inferred when None)."""
-
-    embed: Any = "default"
-    fields: Sequence[str] = ("$",)
-    dims: int | None = None
-    mode: str = "hybrid"
-    dense_weight: float = 0.5
-    model_id: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fields", tuple(_check_fields(list(self.fields), "index fields")))
-        if self.mode not in MODES:
-            raise InvalidFilter(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.dims is not None:
-            check_int(self.dims, "dims", minimum=1, maximum=65536, error=InvalidEmbedder)
-        check_number(self.dense_weight, "dense_weight", minimum=0.0, maximum=1.0)
-
-
-@dataclass(frozen=True)
-class TTLPolicy:
-    """TTL defaults in minutes: ``default_ttl`` for items put without one (None = never expire);
-    ``refresh_on_read``: reads slide the TTL unless told otherwise; ``sweep_interval_minutes``: how often
-    :meth:`DocumentStore.start_sweeper` sweeps."""
-
-    default_ttl: float | None = None
-    refresh_on_read: bool = True
-    sweep_interval_minutes: float | None = None
-
-    def __post_init__(self) -> None:
-        check_ttl_minutes(self.default_ttl, "default_ttl")
-        if not isinstance(self.refresh_on_read, bool):
-            raise InvalidFilter(f"refresh_on_read must be a bool, got {self.refresh_on_read!r}")
-        if self.sweep_interval_minutes is not None:
-            check_number(self.sweep_interval_minutes, "sweep_interval_minutes", minimum=1e-6)
-
-
-@dataclass(frozen=True)
-class Item:
-    """A stored item (times are timezone-aware UTC datetimes)."""
-
-    namespace: tuple[str, ...]
-    key: str
-    value: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    expires_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Hit(Item):
-    """A search result: ``score`` (hybrid: the fused z-score; dense: cosine; keyword: BM25; None when the item was
-    not ranked) and ``signals``: per signal ("dense", "keyword") its rank, raw score and share of the fused score."""
-
-    score: float | None = None
-    signals: dict[str, dict[str, float]] | None = None
-
-
-@dataclass(frozen=True)
-class Get:
-    namespace: tuple[str, ...]
-    key: str
-    refresh_ttl: bool | Any = DEFAULT
-
-
-@dataclass(frozen=True)
-class Put:
-    """Insert or replace an item; ``value`` None deletes it. ``index``: None = the store's fields, False = not
-    indexed, a list = these fields. ``ttl``: minutes, None = never, DEFAULT = the store's default_ttl."""
-
-    namespace: tuple[str, ...]
-    key: str
-    value: Mapping[str, Any] | None
-    index: Literal[False] | Sequence[str] | None = None
-    ttl: float | Any | None = DEFAULT
-
-
-@dataclass(frozen=True)
-class Search:
-    namespace_prefix: tuple[str, ...]
-    query: str | None = None
-    filter: Mapping[str, Any] | None = None
-    limit: int = 10
-    offset: int = 0
-    refresh_ttl: bool | Any = DEFAULT
-    mode: str | None = None
-
-
-@dataclass(frozen=True)
-class ListNamespaces:
-    """Namespaces matching every condition (("prefix" | "suffix", labels), "*" = any label), truncated to
-    ``max_depth`` and de-duplicated, sorted."""
-
-    conditions: Sequence[tuple[str, Sequence[str]]] = ()
-    max_depth: int | None = None
-    limit: int = 100
-    offset: int = 0
-
-
-Operation = Get | Put | Search | ListNamespaces
-
-
-# -- embedding ----------------------------------------------------------------------------------------------------
-class _Function:
-    """A plain function ``texts -> vectors`` as an Embedder."""
-
-    def __init__(self, func: Callable[[list[str]], Any], model_id: str | None) -> None:
-        self.func = func
-        self.model_id = model_id or f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', type(func).__name__)}"
-        self._dimension: int | None = None
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = int(np.asarray(self.func(["dimension probe"])).shape[-1])
-        return self._dimension
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.func(list(texts)), dtype=np.float32)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
-
-
-class Embedding:
-    """The store's embedder with a content-hash cache (a text is embedded once) and an async path that uses the
-    framework object's own coroutine when it has one (``aembed_documents``), else a worker thread."""
-
-    def __init__(self, spec: SearchIndex, max_cached: int = 50_000) -> None:
-        embed = spec.embed
-        if callable(embed) and not hasattr(embed, "embed") and not hasattr(embed, "embed_documents") and not hasattr(
-            embed, "get_text_embedding_batch"
-        ):
-            self.embedder: Any = _Function(embed, spec.model_id)
-        else:
-            self.embedder = as_embedder(embed, model_id=spec.model_id, dimension=spec.dims)
-        self.dims = spec.dims
-        self.max_cached = max_cached
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def model_id(self) -> str:
-        return str(self.embedder.model_id)
-
-    def _check(self, vectors: Any, count: int) -> np.ndarray:
-        try:
-            array = np.asarray(vectors, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InvalidEmbedder(f"embedder {self.model_id} returned something that is not vectors: {exc}") from None
-        if array.ndim != 2 or len(array) != count:
-            raise InvalidEmbedder(f"embedder {self.model_id} returned {array.shape} for {count} texts")
-        if self.dims is not None and array.shape[1] != self.dims:
-            raise InvalidEmbedder(f"embedder {self.model_id} makes {array.shape[1]}-d vectors; the index says "
-                                  f"dims={self.dims}")
-        if not np.isfinite(array).all():
-            raise InvalidEmbedder(f"embedder {self.model_id} returned non-finite numbers")
-        return normalise(array) if len(array) else array
-
-    def _lookup(self, keys: list[str]) -> tuple[dict[int, np.ndarray], dict[str, list[int]]]:
-        found: dict[int, np.ndarray] = {}
-        missing: dict[str, list[int]] = {}
-        with self._lock:
-            for i, key in enumerate(keys):
-                vector = self._cache.get(key)
-                if vector is None:
-                    missing.setdefault(key, []).append(i)
-                else:
-                    self._cache.move_to_end(key)
-                    found[i] = vector
-        return found, missing
-
-    def _remember(self, found: dict[int, np.ndarray], missing: dict[str, list[int]], vectors: np.ndarray) -> None:
-        with self._lock:
-            for (key, rows), vector in zip(missing.items(), vectors, strict=True):
-                self._cache[key] = vector
-                for i in rows:
-                    found[i] = vector
-            while len(self._cache) > self.max_cached:
-                self._cache.popitem(last=False)
-
-    def _keys(self, texts: Sequence[str], query: bool) -> list[str]:
-        return [("q:" if query else "d:") + content_hash(t) for t in texts]
-
-    def _stack(self, found: dict[int, np.ndarray], count: int) -> np.ndarray:
-        if not count:
-            return np.zeros((0, self.dims or 0), dtype=np.float32)
-        return np.stack([found[i] for i in range(count)])
-
-    def vectors(self, texts: Sequence[str]) -> np.ndarray:
-        found, missing = self._lookup(self._keys(texts, False))
-        if missing:
-            todo = [texts[rows[0]] for rows in missing.values()]
-            self._remember(found, missing, self._check(self.embedder.embed(todo), len(todo)))
-        return self._stack(found, len(texts))
-
-    def query(self, text: str) -> np.ndarray:
-        found, missing = self._lookup(self._keys([text], True))
-        if missing:
-            self._remember(found, missing, self._check([self.embedder.embed_query(text)], 1))
-        return found[0]
-
-    def _native(self) -> Any:
-        obj = getattr(self.embedder, "obj", None)
-        return obj if obj is not None and hasattr(obj, "aembed_documents") else None
-
-    async def avectors(self, texts: Sequence[str]) -> np.ndarray:
-        found, missing = self._lookup(self._keys(texts, False))
-        if missing:
-            todo = [texts[rows[0]] for rows in missing.values()]
-            native = self._native()
-            raw = await native.aembed_documents(todo) if native else await asyncio.to_thread(self.embedder.embed, todo)
-            self._remember(found, missing, self._check(raw, len(todo)))
-        return self._stack(found, len(texts))
-
-    async def aquery(self, text: str) -> np.ndarray:
-        found, missing = self._lookup(self._keys([text], True))
-        if missing:
-            native = self._native()
-            raw = await native.aembed_query(text) if native else await asyncio.to_thread(self.embedder.embed_query, text)
-            self._remember(found, missing, self._check([raw], 1))
-        return found[0]
-
 
 # -- plans: validated operations with what they need embedded ---------------------------------------------------
 @dataclass
@@ -748,7 +223,7 @@ class DocumentStore:
         if op.value is None:
             return _PutPlan(namespace, key, entry_key, None, None, [], None)
         value = check_document_value(op.value)
-        body = _dumps(value)
+        body = dumps(value)
         if len(body) > self.store.max_message_bytes:
             raise MessageTooLarge(f"value of {key!r} encodes to {len(body)} bytes; the store's limit is "
                                   f"{self.store.max_message_bytes}")
@@ -759,7 +234,7 @@ class DocumentStore:
         elif index is None:
             fields = None
         else:
-            fields = _check_fields(index, "index")
+            fields = check_fields(index, "index")
         texts: list[str] = []
         if self.index is not None and fields is not False:
             for path in self.index.fields if fields is None else fields:
@@ -834,19 +309,19 @@ class DocumentStore:
         lane.counter += 1
         lane.used = now
         log = [
-            Entry(LOG, _log_key(lane.id, lane.counter), _dumps({"t": now, "k": list(changed)})),
+            Entry(LOG, log_key(lane.id, lane.counter), dumps({"t": now, "k": list(changed)})),
             Entry(HEAD, lane.id, f"{lane.counter} {now}".encode()),
             Entry(META, "v", os.urandom(12)),
         ]
         ok = False
         try:
-            yield Call("put_entries", (*self._where, [*entries, *log], _OPTIONS))
+            yield Call("put_entries", (*self._where, [*entries, *log], STORE_OPTIONS))
             ok = True
         finally:
             self._release_lane(lane, ok)
         if lane.counter % LOG_PRUNE_EVERY == 0 and lane.counter > LOG_KEEP:
             yield Call("delete_entries", (*self._where, LOG),
-                       {"start": _log_key(lane.id, 0), "stop": _log_key(lane.id, lane.counter - LOG_KEEP)})
+                       {"start": log_key(lane.id, 0), "stop": log_key(lane.id, lane.counter - LOG_KEEP)})
 
     def _write(self, puts: Sequence[_PutPlan], vectors: np.ndarray | None,
                refresh: Sequence[StoredItem] = ()) -> Op[None]:
@@ -874,18 +349,18 @@ class DocumentStore:
             if put.value is None:
                 if old is not None:
                     entries.append(Entry(ITEM, put.entry_key, encode_entry({"x": now, "w": stamp})))
-                    entries.append(Entry(DEAD, f"{_time_key(now)}{SEP}{put.entry_key}", b""))
+                    entries.append(Entry(DEAD, f"{time_key(now)}{SEP}{put.entry_key}", b""))
                     changed.append(put.entry_key)
                 continue
             created = now
-            expires = None if old is None else _effective_expiry(old, refreshed.get(put.entry_key))
+            expires = None if old is None else effective_expiry(old, refreshed.get(put.entry_key))
             if old is not None and (expires is None or expires > now):
                 created = float(old["c"])  # an update keeps created_at (an expired item is created anew)
             header: dict[str, Any] = {"c": created, "u": now, "w": stamp, "f": put.fields}
             blob = b""
             if put.ttl is not None:
                 header["t"], header["e"] = put.ttl, now + put.ttl
-                entries.append(Entry(EXP, f"{_time_key(now + put.ttl)}{SEP}{put.entry_key}", b""))
+                entries.append(Entry(EXP, f"{time_key(now + put.ttl)}{SEP}{put.entry_key}", b""))
             if vectors is not None and put.texts:
                 rows = vectors[put.first : put.first + len(put.texts)]
                 header["m"], header["d"], header["n"] = model, int(rows.shape[1]), len(rows)
@@ -901,8 +376,8 @@ class DocumentStore:
             if item.entry_key in written:  # replaced in this batch: its new TTL starts now anyway
                 continue
             expires = now + item.ttl  # type: ignore[operator]
-            entries.append(Entry(TTL, item.entry_key, _dumps([expires, item.stamp])))
-            entries.append(Entry(EXP, f"{_time_key(expires)}{SEP}{item.entry_key}", b""))
+            entries.append(Entry(TTL, item.entry_key, dumps([expires, item.stamp])))
+            entries.append(Entry(EXP, f"{time_key(expires)}{SEP}{item.entry_key}", b""))
             changed.append(item.entry_key)
         if changed:
             yield from self._logged(entries, changed, now)
@@ -929,7 +404,7 @@ class DocumentStore:
                 texts.extend(texts_at_path(data, path))
         return StoredItem(
             entry_key=entry_key, namespace=namespace, key=key, value=data, created_at=float(header["c"]),
-            updated_at=float(header["u"]), expires_at=_effective_expiry(header, ttl_raw),
+            updated_at=float(header["u"]), expires_at=effective_expiry(header, ttl_raw),
             ttl=None if header.get("t") is None else float(header["t"]), stamp=str(header.get("w")), fields=fields,
             model=header.get("m"), vectors=vectors, text="\n".join(texts), indexed=bool(texts),
         )
@@ -987,8 +462,8 @@ class DocumentStore:
                 if counter <= known or reload:
                     continue
                 rows = yield Call("scan_entries", (*self._where, LOG),
-                                  {"start": _log_key(lane, known + 1), "stop": _log_key(lane, counter + 1)})
-                if len(rows) != counter - known or not rows or rows[0][0] != _log_key(lane, known + 1):
+                                  {"start": log_key(lane, known + 1), "stop": log_key(lane, counter + 1)})
+                if len(rows) != counter - known or not rows or rows[0][0] != log_key(lane, known + 1):
                     reload = True  # pruned past what this cache applied
                     break
                 for _, raw in rows:
@@ -1092,7 +567,7 @@ class DocumentStore:
             if timed:  # expired by their own header: a refresh may have moved them
                 refreshed = yield Call("get_entries", (*self._where, TTL, [k for k, _ in timed]))
                 for key, header in timed:
-                    expires = _effective_expiry(header, refreshed.get(key))
+                    expires = effective_expiry(header, refreshed.get(key))
                     if expires is None or expires > now:
                         return True
             if len(rows) < 16:
@@ -1140,7 +615,7 @@ class DocumentStore:
         now = self.store.clock()
         removed: list[str] = []
         emptied: set[tuple[str, ...]] = set()
-        for kind, stop in ((EXP, _time_key(now)), (DEAD, _time_key(now + 1))):
+        for kind, stop in ((EXP, time_key(now)), (DEAD, time_key(now + 1))):
             while True:
                 rows = yield Call("scan_entries", (*self._where, kind), {"stop": stop, "limit": PAGE, "keys_only": True})
                 if not rows:
@@ -1339,8 +814,8 @@ def _one(call: Call) -> Op[Any]:
 
 def _has_ttl(raw: bytes) -> bool:
     try:
-        _, hlen, _, _ = _HEADER.unpack_from(raw)
-        header = json.loads(raw[_HEADER.size : _HEADER.size + hlen])
+        _, hlen, _, _ = HEADER.unpack_from(raw)
+        header = json.loads(raw[HEADER.size : HEADER.size + hlen])
         return isinstance(header, dict) and header.get("t") is not None
     except (struct.error, ValueError, UnicodeDecodeError):
         return False
@@ -1348,8 +823,8 @@ def _has_ttl(raw: bytes) -> bool:
 
 def _is_tombstone(raw: bytes) -> bool:
     try:
-        _, hlen, _, _ = _HEADER.unpack_from(raw)
-        header = json.loads(raw[_HEADER.size : _HEADER.size + hlen])
+        _, hlen, _, _ = HEADER.unpack_from(raw)
+        header = json.loads(raw[HEADER.size : HEADER.size + hlen])
         return isinstance(header, dict) and "x" in header
     except (struct.error, ValueError, UnicodeDecodeError):
         return False
@@ -1373,22 +848,4 @@ def _matches(name: tuple[str, ...], kind: str, labels: Sequence[str]) -> bool:
     return all(want == "*" or want == got for want, got in zip(labels, part, strict=True))
 
 
-__all__ = [
-    "DEFAULT",
-    "DocumentStore",
-    "Embedding",
-    "Get",
-    "Hit",
-    "Item",
-    "ListNamespaces",
-    "Put",
-    "Search",
-    "SearchIndex",
-    "TTLPolicy",
-    "compile_filter",
-    "item_key",
-    "namespace_key",
-    "scope_range",
-    "texts_at_path",
-    "tokenize_path",
-]
+__all__ = ["DocumentStore"]
