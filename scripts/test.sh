@@ -22,5 +22,8 @@ done
 echo "== ruff"
 "$PY" -m ruff check src tests integrations benchmarks
 
+echo "== mypy"
+"$PY" -m mypy  # what and how: [tool.mypy] in pyproject.toml
+
 echo "== pytest"
 exec "$PY" -m pytest "$@"

@@ -87,3 +87,62 @@ def test_recall_and_reindex_commands(tmp_path):
     assert "Lisbon" in found.output and "Rex" not in found.output
     bad = runner.invoke(app, ["recall", "x", "--url", url, "--mode", "psychic", "--embedder", "hash"])
     assert bad.exit_code == 1 and "mode must be one of" in bad.output
+
+
+def test_artifacts_commands_round_trip(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    source = tmp_path / "report.pdf"
+    data = bytes(range(256)) * 9000  # 2.2 MiB: three chunks
+    source.write_bytes(data)
+    put = runner.invoke(app, ["artifacts", "put", "alice", "docs/report.pdf", str(source), "--url", url, "-n", "acme"])
+    assert put.exit_code == 0, put.output
+    assert "docs/report.pdf v1" in put.output and "memvault://acme/alice/docs%2Freport.pdf?version=1" in put.output
+    source.write_bytes(b"second")
+    assert runner.invoke(app, ["artifacts", "put", "alice", "docs/report.pdf", str(source), "--url", url,
+                               "--namespace", "acme", "--content-type", "text/plain"]).exit_code == 0
+    listed = runner.invoke(app, ["artifacts", "list", "alice", "--url", url, "-n", "acme", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["name"], r["version"], r["size"], r["content_type"]) for r in rows] == [
+        ("docs/report.pdf", 2, 6, "text/plain")]
+    every = runner.invoke(app, ["artifacts", "list", "alice", "--name", "docs/report.pdf", "--url", url, "-n", "acme",
+                                "--json"])
+    assert [json.loads(line)["version"] for line in every.stdout.splitlines()] == [1, 2]
+    out = tmp_path / "out.pdf"
+    got = runner.invoke(app, ["artifacts", "get", "alice", "docs/report.pdf", "-v", "1", "-o", str(out), "--url", url,
+                              "-n", "acme"])
+    assert got.exit_code == 0, got.output
+    assert out.read_bytes() == data
+    latest = runner.invoke(app, ["artifacts", "get", "alice", "docs/report.pdf", "--url", url, "-n", "acme"])
+    assert latest.exit_code == 0 and latest.stdout_bytes == b"second"
+    elsewhere = runner.invoke(app, ["artifacts", "get", "alice", "docs/report.pdf", "--url", url])  # namespace default
+    assert elsewhere.exit_code == 1 and "no artifact" in elsewhere.output
+    bad = runner.invoke(app, ["artifacts", "put", "alice", "../escape", str(source), "--url", url, "-n", "acme"])
+    assert bad.exit_code == 1 and "'..' component" in bad.output
+    assert not list(tmp_path.glob("escape*"))
+    removed = runner.invoke(app, ["artifacts", "rm", "alice", "docs/report.pdf", "--version", "1", "--yes",
+                                  "--url", url, "-n", "acme"])
+    assert removed.exit_code == 0 and "deleted 1 version" in removed.output
+    assert runner.invoke(app, ["artifacts", "rm", "alice", "docs/report.pdf", "-y", "--url", url,
+                               "-n", "acme"]).exit_code == 0
+    gone = runner.invoke(app, ["artifacts", "rm", "alice", "docs/report.pdf", "-y", "--url", url, "-n", "acme"])
+    assert gone.exit_code == 1 and "no such artifact" in gone.output
+    with Memory(url, namespace="acme") as mem:
+        assert mem.session("alice").artifacts.list() == []
+
+
+def test_sessions_show_prints_state_and_artifacts(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Memory(url) as mem:
+        s = mem.session("bob")
+        s.add("user", "hello")
+        s.state.set({"plan": ["book flight"], "step": 3}, actor="planner")
+        s.artifacts.save("itinerary.txt", b"Paris, 14 March")
+    shown = runner.invoke(app, ["sessions", "show", "bob", "--url", url])
+    assert shown.exit_code == 0, shown.output
+    assert "state v1" in shown.output and "by planner" in shown.output and '"book flight"' in shown.output
+    assert "itinerary.txt" in shown.output and "text/plain" in shown.output
+    with Memory(url) as mem:
+        mem.session("empty").add("user", "x")
+    bare = runner.invoke(app, ["sessions", "show", "empty", "--url", url])
+    assert "state (never set)" in bare.output and "artifacts (latest versions): none" in bare.output

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from memvault import Memory
-from memvault.documents import layout as docs
 from memvault.contract import AppendOptions, Entry
 from memvault.documents import DocumentStore, Get, Put, Search, SearchIndex, compile_filter, texts_at_path
+from memvault.documents import layout as docs
 from memvault.errors import CorruptData, EmbeddingModelMismatch, InvalidFilter
 from memvault.kv import KeyValueStore
 

@@ -445,6 +445,31 @@ def test_existing_pool_and_connection(postgres_url: str, schema: str) -> None:
         assert not conn.closed
 
 
+def test_a_given_connection_commits_every_use_even_after_reads(postgres_url: str, schema: str) -> None:
+    """A non-autocommit connection given to the store: a read (recall, listing) must not leave a transaction open
+    that turns later writes into savepoints nobody commits (they were invisible to every other connection, and
+    a second store's write to the same rows waited on them forever)."""
+    from psycopg.pq import TransactionStatus
+
+    with psycopg.connect(postgres_url) as conn, Memory(conn, schema=schema, embedder="hash") as mem:
+        s = mem.session("c")
+        s.add("user", "the red fox jumps")
+        assert mem.recall("fox", session="c", k=1)[0].message.text == "the red fox jumps"  # plain SELECTs
+        list(mem.sessions())
+        s.add("user", "a blue whale sings")
+        assert conn.info.transaction_status == TransactionStatus.IDLE
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            assert other.execute(f'SELECT count(*) FROM "{schema}".messages').fetchone() == (2,)
+            vectors = other.execute(
+                "SELECT count(*) FROM pg_tables t WHERE t.schemaname = %s AND t.tablename LIKE 'recall_vectors%%'",
+                (schema,)).fetchone()
+            assert vectors is not None and vectors[0] >= 1
+        with conn.transaction():  # inside the caller's own transaction the store joins it: theirs to commit
+            s.add("user", "in the caller's transaction")
+            assert conn.info.transaction_status == TransactionStatus.INTRANS
+        assert s.count() == 3
+
+
 async def test_existing_async_pool(postgres_url: str, schema: str) -> None:
     async with AsyncConnectionPool(postgres_url, min_size=1, max_size=2, open=False) as apool:
         mem = Memory(apool, schema=schema)

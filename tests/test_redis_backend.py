@@ -23,8 +23,8 @@ from redis.crc import key_slot
 
 from memvault import BackendUnavailable, Memory, Message
 from memvault.backends.redis import RedisAsyncStore, RedisStore
-from memvault.faces import ThreadedAsyncStore
 from memvault.errors import CorruptData, InvalidURL
+from memvault.faces import ThreadedAsyncStore
 from tests.harness.redis import RedisServer, _binary, free_port
 
 

@@ -7,9 +7,12 @@
 1
 """
 
+from memvault.artifacts import ArtifactVersion
 from memvault.config import default_url
 from memvault.contract import AppendOptions, SessionQuery, Store
 from memvault.errors import (
+    ArtifactNotFound,
+    ArtifactTooLarge,
     BackendUnavailable,
     CorruptData,
     InvalidFilter,
@@ -17,15 +20,20 @@ from memvault.errors import (
     InvalidSessionId,
     MemvaultError,
     SessionNotFound,
+    StateConflict,
 )
 from memvault.memory import Memory, Session
 from memvault.model import Message, Page, SessionInfo
 from memvault.registry import open_store
+from memvault.state import State, StateEvent
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppendOptions",
+    "ArtifactNotFound",
+    "ArtifactTooLarge",
+    "ArtifactVersion",
     "BackendUnavailable",
     "CorruptData",
     "InvalidFilter",
@@ -39,6 +47,9 @@ __all__ = [
     "SessionInfo",
     "SessionNotFound",
     "SessionQuery",
+    "State",
+    "StateConflict",
+    "StateEvent",
     "Store",
     "default_url",
     "open_store",

@@ -217,9 +217,9 @@ class Checkpoints:
         their seqs (none when the store could not say, e.g. a spooled write)."""
         sid = self._sid(thread_id)
         fresh: list[Message] = []
-        for value in values.values():
-            if isinstance(value, MessageList):
-                fresh.extend(item for item in value.items if isinstance(item, Message))
+        for given in values.values():
+            if isinstance(given, MessageList):
+                fresh.extend(item for item in given.items if isinstance(item, Message))
         records = [encode_body(m, self.max_message_bytes) for m in fresh]
         by_seq = len(fresh) > INLINE_NEW
         seqs_of: dict[int, int] = {}
@@ -260,7 +260,8 @@ class Checkpoints:
         """Store a task's pending writes ``(idx, channel, value)``: idx >= 0 keeps the first write of each (task,
         idx) (a retried task changes nothing), idx < 0 (errors, interrupts, ...) replaces."""
         sid = self._sid(thread_id)
-        keep, replace = [], []
+        keep: list[Entry] = []
+        replace: list[Entry] = []
         for idx, channel, value in writes:
             key = _key(checkpoint_ns, checkpoint_id, task_id, f"{idx:+012d}")
             entry = Entry(WRITE, key, _pack({"c": channel, "t": value[0], "path": task_path}, value[1]))

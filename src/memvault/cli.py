@@ -1,4 +1,5 @@
-"""The ``memvault`` command: sessions, doctor, demo. Every command takes ``--url`` (default: the embedded default)."""
+"""The ``memvault`` command: sessions, artifacts, doctor, demo. Every command takes ``--url`` (default: the embedded
+default)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from memvault.errors import MemvaultError
 app = typer.Typer(help="memvault: persistent agent memory.", no_args_is_help=True, add_completion=False)
 sessions_app = typer.Typer(help="List, show, delete, export and import sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+artifacts_app = typer.Typer(help="List, get, put and remove a session's artifacts.", no_args_is_help=True)
+app.add_typer(artifacts_app, name="artifacts")
 console = Console()
 err = Console(stderr=True)
 
@@ -122,6 +125,143 @@ def sessions_show(
             table.add_row(str(m.seq), m.role + (f" ({m.name})" if m.name else ""),
                           text if len(text) < 200 else text[:197] + "...", m.created_at.isoformat(timespec="seconds"))
         console.print(table)
+        try:
+            state = mem.session(session_id).state.get()
+            manifest = mem.session(session_id).artifacts.manifest()
+        except MemvaultError as exc:
+            _fail(exc)
+        if state.version:
+            by = f" by {state.actor}" if state.actor else ""
+            console.print(f"[bold]state[/bold] v{state.version} ({state.updated_at:%Y-%m-%d %H:%M:%S}{by})")
+            console.print_json(json.dumps(state.data, ensure_ascii=False))
+        else:
+            console.print("[bold]state[/bold] (never set)")
+        _artifact_table(list(manifest.values()), "artifacts (latest versions)")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _artifact_table(versions: list[Any], title: str) -> None:
+    if not versions:
+        console.print(f"[bold]{title}[/bold]: none")
+        return
+    table = Table(title=title)
+    for col in ("name", "version", "size", "type", "created", "sha256"):
+        table.add_column(col)
+    for v in versions:
+        table.add_row(v.name, str(v.version), _size(v.size), v.content_type,
+                      v.created_at.isoformat(timespec="seconds"), v.sha256[:12])
+    console.print(table)
+
+
+def _artifact_json(v: Any) -> str:
+    return json.dumps({**v.__dict__, "created_at": v.created_at.isoformat()}, ensure_ascii=False)
+
+
+VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="A version number (default: the latest).")]
+
+
+@artifacts_app.command("list")
+def artifacts_list(
+    session_id: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    name: Annotated[str | None, typer.Option("--name", help="Every version of this artifact.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines output.")] = False,
+) -> None:
+    """The latest version of each artifact of a session (or every version of --name)."""
+    with _open(url, namespace) as mem:
+        art = mem.session(session_id).artifacts
+        try:
+            versions = art.versions(name) if name is not None else art.list()
+        except MemvaultError as exc:
+            _fail(exc)
+        if as_json:
+            for v in versions:
+                sys.stdout.write(_artifact_json(v) + "\n")
+            return
+        _artifact_table(versions, f"artifacts of {session_id} [{mem.namespace}]")
+
+
+@artifacts_app.command("get")
+def artifacts_get(
+    session_id: str,
+    name: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    version: VersionOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+) -> None:
+    """Write an artifact's content to a file or stdout (streamed, chunk by chunk)."""
+    with _open(url, namespace) as mem:
+        try:
+            with mem.session(session_id).artifacts.open(name, version) as reader:
+                if output is None:
+                    for block in reader:
+                        sys.stdout.buffer.write(block)
+                    sys.stdout.buffer.flush()
+                else:
+                    with output.open("wb") as fh:
+                        for block in reader:
+                            fh.write(block)
+                    err.print(f"wrote {reader.info.size} bytes of {name} v{reader.info.version} to {output}")
+        except (MemvaultError, OSError) as exc:
+            _fail(exc)
+
+
+@artifacts_app.command("put")
+def artifacts_put(
+    session_id: str,
+    name: str,
+    path: Annotated[Path, typer.Argument(help="The file to store ('-' for stdin).")],
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    content_type: Annotated[str | None, typer.Option("--content-type", help="MIME type (default: guessed).")] = None,
+) -> None:
+    """Store a file as the next version of an artifact."""
+    with _open(url, namespace) as mem:
+        art = mem.session(session_id).artifacts
+        try:
+            if str(path) == "-":
+                saved = art.save(name, sys.stdin.buffer, content_type=content_type)
+            else:
+                saved = art.save(name, path, content_type=content_type)
+        except (MemvaultError, OSError) as exc:
+            _fail(exc)
+        console.print(f"stored {saved.name} v{saved.version}: {saved.size} bytes, sha256 {saved.sha256[:12]}… "
+                      f"{saved.url}")
+
+
+@artifacts_app.command("rm")
+def artifacts_rm(
+    session_id: str,
+    name: str,
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    version: VersionOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete one version of an artifact, or all of them."""
+    what = f"{name} v{version}" if version is not None else f"every version of {name}"
+    if not yes:
+        typer.confirm(f"Delete {what} from session {session_id!r}?", abort=True)
+    with _open(url, namespace) as mem:
+        try:
+            removed = mem.session(session_id).artifacts.delete(name, version)
+        except MemvaultError as exc:
+            _fail(exc)
+        console.print(f"deleted {removed} version(s)" if removed else "no such artifact")
+        if not removed:
+            raise typer.Exit(1)
 
 
 @sessions_app.command("delete")

@@ -6,7 +6,8 @@ native async client (Redis, PostgreSQL) returns its own (:mod:`memvault.faces`).
 written once, as generators of :class:`~memvault.drive.Call` s, and run by a sync or an async driver
 (:mod:`memvault.drive`), so no logic exists twice.
 
-Semantics every backend must honour (the conformance suite in ``tests/conformance`` checks each):
+Semantics every backend must honour (the conformance suite in ``tests/conformance`` and the installable kit
+:mod:`memvault.testing.conformance` check each; ``docs/custom-backend.md`` shows a new backend passing it):
 
 - Sessions are keyed by ``(namespace, session_id)``; nothing leaks across namespaces.
 - ``append`` is atomic for the whole batch, assigns ``seq`` = last_seq + 1, + 2, ... (strictly increasing per
@@ -20,6 +21,8 @@ Semantics every backend must honour (the conformance suite in ``tests/conformanc
 - Entries are a session's ordered binary key-value space, by ``kind``: keys sort as UTF-8 bytes (= code points),
   ``put_entries`` is atomic for the whole batch (also across kinds), ``if_absent`` never overwrites. Checkpoints,
   documents, state versions and artifact chunks are entries.
+- ``update_metadata`` is one atomic read-modify-write of the session's metadata (two concurrent merges of
+  different keys both land).
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class Store(ABC):
     def __init__(self, *, clock: Clock | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.clock: Clock = clock or time.time
         self.max_message_bytes = max_message_bytes
-        self._aio: Any = None
+        self._aio: AsyncStore | None = None
 
     @property
     def url(self) -> str:
@@ -102,7 +105,7 @@ class Store(ABC):
             from memvault.faces import ThreadedAsyncStore
 
             self._aio = ThreadedAsyncStore(self)
-        return self._aio  # type: ignore[no-any-return]
+        return self._aio
 
     # -- sessions ------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -124,6 +127,14 @@ class Store(ABC):
     @abstractmethod
     def purge_expired(self) -> int:
         """Remove every expired session; return how many."""
+
+    @abstractmethod
+    def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        """Atomically set the live session's metadata to ``metadata`` (``replace``) or to its current metadata with
+        ``metadata``'s top-level keys set (merge: existing keys keep their place, new ones come last; see
+        :func:`memvault.validation.merge_session_metadata`). ``updated_at`` moves to now; the TTL is left as it
+        is. SessionNotFound when the session does not exist or has expired; InvalidMetadata (nothing changed) when
+        the result would exceed the session metadata limit. Returns the updated info."""
 
     # -- messages ------------------------------------------------------------------------------------------------
     @abstractmethod

@@ -1,7 +1,8 @@
 """Run service logic written once against either face of a store.
 
 Service operations are generators: they ``yield Call("append", ...)`` and receive the store's answer (or have the
-store's exception thrown back in), or ``yield Emit(value)`` to stream a value out. :func:`run_sync` /
+store's exception thrown back in), or ``yield Emit(value)`` to stream a value out, or ``yield Await(x)`` to have the
+async driver await a caller-supplied awaitable (the sync driver throws TypeError back in). :func:`run_sync` /
 :func:`run_async` execute the calls on ``store`` or ``store.aio``; :func:`iter_sync` / :func:`iter_async` do the same
 and hand out what is emitted. Each store call is timed and logged at DEBUG on the ``memvault`` logger.
 """
@@ -38,6 +39,14 @@ class Emit:
 
 
 @dataclass(frozen=True)
+class Await:
+    """An awaitable the operation needs the result of (e.g. what an async callback returned): the async drivers
+    await it and send the result back; the sync drivers throw TypeError into the operation."""
+
+    awaitable: Any
+
+
+@dataclass(frozen=True)
 class _Done:
     value: Any
 
@@ -53,7 +62,7 @@ class _Stepper:
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._started = 0.0
 
-    def advance(self) -> Call | Emit | _Done:
+    def advance(self) -> Call | Emit | Await | _Done:
         try:
             if self._error is not None:
                 error, self._error = self._error, None
@@ -82,6 +91,25 @@ class _Stepper:
     def failed(self, error: BaseException) -> None:
         self._error = error
 
+    def resolved(self, value: Any) -> None:
+        self._send = value
+
+    def refuse(self, step: Await) -> None:
+        """The sync drivers cannot await: close the awaitable (no "never awaited" warning) and say so."""
+        close = getattr(step.awaitable, "close", None)
+        if callable(close):
+            close()
+        self._error = TypeError("an async callback was given to a sync method; use the a-prefixed async twin")
+
+
+async def _await(stepper: _Stepper, step: Await) -> None:
+    try:
+        result = await step.awaitable
+    except Exception as exc:
+        stepper.failed(exc)
+    else:
+        stepper.resolved(result)
+
 
 def iter_sync(store: Store, op: Op[R]) -> Generator[Any, None, R]:
     """Drive ``op`` with the synchronous store, yielding what it emits; the generator returns op's result."""
@@ -92,6 +120,9 @@ def iter_sync(store: Store, op: Op[R]) -> Generator[Any, None, R]:
             return step.value
         if isinstance(step, Emit):
             yield step.value
+            continue
+        if isinstance(step, Await):
+            stepper.refuse(step)
             continue
         try:
             result = getattr(store, step.method)(*step.args, **step.kwargs)
@@ -129,6 +160,9 @@ async def run_async(store: Store, op: Op[R]) -> R:
             return step.value
         if isinstance(step, Emit):
             raise TypeError(f"operation emitted {step.value!r}; streaming operations need iter_async")
+        if isinstance(step, Await):
+            await _await(stepper, step)
+            continue
         await _step_async(stepper, step)
 
 
@@ -142,7 +176,10 @@ async def iter_async(store: Store, op: Op[Any]) -> AsyncIterator[Any]:
         if isinstance(step, Emit):
             yield step.value
             continue
+        if isinstance(step, Await):
+            await _await(stepper, step)
+            continue
         await _step_async(stepper, step)
 
 
-__all__ = ["Call", "Emit", "Op", "iter_async", "iter_sync", "run_async", "run_sync"]
+__all__ = ["Await", "Call", "Emit", "Op", "iter_async", "iter_sync", "run_async", "run_sync"]

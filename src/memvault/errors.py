@@ -76,10 +76,36 @@ class EmbeddingModelMismatch(MemvaultError):
     """Stored vectors were made by another embedding model than the one in use: run ``mem.reindex()``."""
 
 
+class StateConflict(MemvaultError):
+    """``session.state.set(..., expected_version=N)`` lost a race: the state is no longer at version N (nothing
+    was changed). Read it again, or use ``session.state.update(fn)``, which retries."""
+
+    def __init__(self, message: str, *, expected: int | None = None, current: int | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.current = current
+
+
+class InvalidArtifact(MemvaultError, ValueError):
+    """An artifact name, URL, content type or source is not usable (``..`` components, absolute paths, control
+    characters, a str instead of bytes, ...). Nothing is stored."""
+
+
+class ArtifactTooLarge(InvalidArtifact):
+    """An artifact is larger than ``Memory(max_artifact_bytes=...)``; nothing of it is kept."""
+
+
+class ArtifactNotFound(MemvaultError, LookupError):
+    """No such artifact (or version) in this session, or its URL belongs to another namespace."""
+
+
 __all__ = [
+    "ArtifactNotFound",
+    "ArtifactTooLarge",
     "BackendUnavailable",
     "CorruptData",
     "EmbeddingModelMismatch",
+    "InvalidArtifact",
     "InvalidCursor",
     "InvalidEmbedder",
     "InvalidFilter",
@@ -92,6 +118,7 @@ __all__ = [
     "MessageTooLarge",
     "SchemaVersionError",
     "SessionNotFound",
+    "StateConflict",
     "SummarizerFailed",
     "UnsupportedOperation",
 ]

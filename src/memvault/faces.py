@@ -29,48 +29,51 @@ class PlannedStore(Store):
         """Run the backend's operation ``name`` with these arguments and return its result."""
 
     def get_session(self, ns: str, sid: str) -> SessionInfo | None:
-        return self._run("get_session", ns, sid)  # type: ignore[no-any-return]
+        return self._run("get_session", ns, sid)
 
     def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
-        return self._run("ensure_session", ns, sid, options)  # type: ignore[no-any-return]
+        return self._run("ensure_session", ns, sid, options)
 
     def delete_session(self, ns: str, sid: str) -> bool:
-        return self._run("delete_session", ns, sid)  # type: ignore[no-any-return]
+        return self._run("delete_session", ns, sid)
 
     def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
-        return self._run("list_sessions", query)  # type: ignore[no-any-return]
+        return self._run("list_sessions", query)
 
     def purge_expired(self) -> int:
-        return self._run("purge_expired")  # type: ignore[no-any-return]
+        return self._run("purge_expired")
+
+    def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        return self._run("update_metadata", ns, sid, metadata, replace)
 
     def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
-        return self._run("append", ns, sid, records, options)  # type: ignore[no-any-return]
+        return self._run("append", ns, sid, records, options)
 
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
-        return self._run("replace", ns, sid, records, options)  # type: ignore[no-any-return]
+        return self._run("replace", ns, sid, records, options)
 
     def read(
         self, ns: str, sid: str, *, start: int | None = None, stop: int | None = None, last: int | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        return self._run("read", ns, sid, start=start, stop=stop, last=last, limit=limit)  # type: ignore[no-any-return]
+        return self._run("read", ns, sid, start=start, stop=stop, last=last, limit=limit)
 
     def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
-        return self._run("get_messages", ns, sid, ids)  # type: ignore[no-any-return]
+        return self._run("get_messages", ns, sid, ids)
 
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
-        return self._run("delete_messages", ns, sid, ids)  # type: ignore[no-any-return]
+        return self._run("delete_messages", ns, sid, ids)
 
     def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
     ) -> list[Message]:
-        return self._run("pop_messages", ns, sid, index=index, count=count, ids=ids)  # type: ignore[no-any-return]
+        return self._run("pop_messages", ns, sid, index=index, count=count, ids=ids)
 
     def count(self, ns: str, sid: str) -> int:
-        return self._run("count", ns, sid)  # type: ignore[no-any-return]
+        return self._run("count", ns, sid)
 
     def clear(self, ns: str, sid: str) -> int:
-        return self._run("clear", ns, sid)  # type: ignore[no-any-return]
+        return self._run("clear", ns, sid)
 
     def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
         self._run("put_record", ns, sid, kind, key, data)
@@ -78,29 +81,29 @@ class PlannedStore(Store):
     def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
-        return self._run("get_records", ns, sid, kind, keys=keys, last=last)  # type: ignore[no-any-return]
+        return self._run("get_records", ns, sid, kind, keys=keys, last=last)
 
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
-        return self._run("delete_records", ns, sid, kind, keys)  # type: ignore[no-any-return]
+        return self._run("delete_records", ns, sid, kind, keys)
 
     def put_entries(
         self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
     ) -> list[bool]:
-        return self._run("put_entries", ns, sid, entries, options, if_absent=if_absent)  # type: ignore[no-any-return]
+        return self._run("put_entries", ns, sid, entries, options, if_absent=if_absent)
 
     def append_entries(
         self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
     ) -> list[int]:
-        return self._run("append_entries", ns, sid, records, entries, options)  # type: ignore[no-any-return]
+        return self._run("append_entries", ns, sid, records, entries, options)
 
     def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
-        return self._run("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
+        return self._run("get_entries", ns, sid, kind, keys)
 
     def scan_entries(
         self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
         reverse: bool = False, limit: int | None = None, keys_only: bool = False,
     ) -> list[tuple[str, bytes]]:
-        return self._run(  # type: ignore[no-any-return]
+        return self._run(
             "scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse, limit=limit, keys_only=keys_only
         )
 
@@ -108,7 +111,7 @@ class PlannedStore(Store):
         self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
         stop: str | None = None,
     ) -> int:
-        return self._run("delete_entries", ns, sid, kind, keys, start=start, stop=stop)  # type: ignore[no-any-return]
+        return self._run("delete_entries", ns, sid, kind, keys, start=start, stop=stop)
 
 
 class AsyncStore:
@@ -127,48 +130,51 @@ class AsyncStore:
         raise NotImplementedError
 
     async def get_session(self, ns: str, sid: str) -> SessionInfo | None:
-        return await self._arun("get_session", ns, sid)  # type: ignore[no-any-return]
+        return await self._arun("get_session", ns, sid)
 
     async def ensure_session(self, ns: str, sid: str, options: AppendOptions) -> SessionInfo:
-        return await self._arun("ensure_session", ns, sid, options)  # type: ignore[no-any-return]
+        return await self._arun("ensure_session", ns, sid, options)
 
     async def delete_session(self, ns: str, sid: str) -> bool:
-        return await self._arun("delete_session", ns, sid)  # type: ignore[no-any-return]
+        return await self._arun("delete_session", ns, sid)
 
     async def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
-        return await self._arun("list_sessions", query)  # type: ignore[no-any-return]
+        return await self._arun("list_sessions", query)
 
     async def purge_expired(self) -> int:
-        return await self._arun("purge_expired")  # type: ignore[no-any-return]
+        return await self._arun("purge_expired")
+
+    async def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        return await self._arun("update_metadata", ns, sid, metadata, replace)
 
     async def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
-        return await self._arun("append", ns, sid, records, options)  # type: ignore[no-any-return]
+        return await self._arun("append", ns, sid, records, options)
 
     async def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
-        return await self._arun("replace", ns, sid, records, options)  # type: ignore[no-any-return]
+        return await self._arun("replace", ns, sid, records, options)
 
     async def read(
         self, ns: str, sid: str, *, start: int | None = None, stop: int | None = None, last: int | None = None,
         limit: int | None = None,
     ) -> list[Message]:
-        return await self._arun("read", ns, sid, start=start, stop=stop, last=last, limit=limit)  # type: ignore[no-any-return]
+        return await self._arun("read", ns, sid, start=start, stop=stop, last=last, limit=limit)
 
     async def get_messages(self, ns: str, sid: str, ids: Sequence[str]) -> list[Message]:
-        return await self._arun("get_messages", ns, sid, ids)  # type: ignore[no-any-return]
+        return await self._arun("get_messages", ns, sid, ids)
 
     async def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
-        return await self._arun("delete_messages", ns, sid, ids)  # type: ignore[no-any-return]
+        return await self._arun("delete_messages", ns, sid, ids)
 
     async def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
     ) -> list[Message]:
-        return await self._arun("pop_messages", ns, sid, index=index, count=count, ids=ids)  # type: ignore[no-any-return]
+        return await self._arun("pop_messages", ns, sid, index=index, count=count, ids=ids)
 
     async def count(self, ns: str, sid: str) -> int:
-        return await self._arun("count", ns, sid)  # type: ignore[no-any-return]
+        return await self._arun("count", ns, sid)
 
     async def clear(self, ns: str, sid: str) -> int:
-        return await self._arun("clear", ns, sid)  # type: ignore[no-any-return]
+        return await self._arun("clear", ns, sid)
 
     async def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
         await self._arun("put_record", ns, sid, kind, key, data)
@@ -176,29 +182,29 @@ class AsyncStore:
     async def get_records(
         self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
-        return await self._arun("get_records", ns, sid, kind, keys=keys, last=last)  # type: ignore[no-any-return]
+        return await self._arun("get_records", ns, sid, kind, keys=keys, last=last)
 
     async def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
-        return await self._arun("delete_records", ns, sid, kind, keys)  # type: ignore[no-any-return]
+        return await self._arun("delete_records", ns, sid, kind, keys)
 
     async def put_entries(
         self, ns: str, sid: str, entries: Sequence[Entry], options: AppendOptions, *, if_absent: bool = False
     ) -> list[bool]:
-        return await self._arun("put_entries", ns, sid, entries, options, if_absent=if_absent)  # type: ignore[no-any-return]
+        return await self._arun("put_entries", ns, sid, entries, options, if_absent=if_absent)
 
     async def append_entries(
         self, ns: str, sid: str, records: Sequence[Record], entries: Sequence[Entry], options: AppendOptions
     ) -> list[int]:
-        return await self._arun("append_entries", ns, sid, records, entries, options)  # type: ignore[no-any-return]
+        return await self._arun("append_entries", ns, sid, records, entries, options)
 
     async def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
-        return await self._arun("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
+        return await self._arun("get_entries", ns, sid, kind, keys)
 
     async def scan_entries(
         self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
         reverse: bool = False, limit: int | None = None, keys_only: bool = False,
     ) -> list[tuple[str, bytes]]:
-        return await self._arun(  # type: ignore[no-any-return]
+        return await self._arun(
             "scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse, limit=limit, keys_only=keys_only
         )
 
@@ -206,13 +212,13 @@ class AsyncStore:
         self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
         stop: str | None = None,
     ) -> int:
-        return await self._arun("delete_entries", ns, sid, kind, keys, start=start, stop=stop)  # type: ignore[no-any-return]
+        return await self._arun("delete_entries", ns, sid, kind, keys, start=start, stop=stop)
 
     async def ping(self) -> None:
         await self._arun("ping")
 
     async def stats(self) -> dict[str, Any]:
-        return await self._arun("stats")  # type: ignore[no-any-return]
+        return await self._arun("stats")
 
     async def close(self) -> None:
         await self._arun("close")

@@ -78,7 +78,7 @@ class KeyValueStore:
         wanted = _keys(keys)
         if not wanted:
             return 0
-        return (yield Call("delete_entries", (self.ns, self.name, KIND, wanted)))  # type: ignore[no-any-return]
+        return (yield Call("delete_entries", (self.ns, self.name, KIND, wanted)))
 
     def _yield_keys(self, start: str | None, stop: str | None) -> Op[None]:
         while True:

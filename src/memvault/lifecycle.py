@@ -23,7 +23,7 @@ class Stoppable(Protocol):
         """Stop background work promptly and join its threads."""
 
 
-_LIVE: weakref.WeakSet[Stoppable] = weakref.WeakSet()  # type: ignore[type-var]
+_LIVE: weakref.WeakSet[Stoppable] = weakref.WeakSet()
 _LOCK = threading.Lock()
 
 

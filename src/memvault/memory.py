@@ -7,16 +7,20 @@ plain method and an ``a``-prefixed coroutine twin.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from memvault.artifacts import DEFAULT_MAX_BYTES as DEFAULT_MAX_ARTIFACT_BYTES
+from memvault.artifacts import ArtifactReader, AsyncArtifactReader, SessionArtifacts, parse_artifact_url
 from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store
 from memvault.drive import Call, Emit, Op, iter_async, iter_sync, run_async, run_sync
 from memvault.errors import (
+    ArtifactNotFound,
     EmbeddingModelMismatch,
     InvalidFilter,
     InvalidMessage,
+    InvalidMetadata,
     InvalidPolicy,
     InvalidSessionId,
     SessionNotFound,
@@ -35,6 +39,7 @@ from memvault.model import (
     with_seq,
 )
 from memvault.registry import open_store
+from memvault.state import DEFAULT_HISTORY, SessionState, check_history
 from memvault.validation import (
     MAX_K,
     check_cursor,
@@ -52,6 +57,17 @@ from memvault.validation import (
     validate_namespace,
 )
 
+if TYPE_CHECKING:
+    from memvault.compression.compressor import Compressor
+    from memvault.compression.context import Context, ContextRequest
+    from memvault.compression.policy import CompressionPolicy
+    from memvault.compression.summaries import Summary
+    from memvault.recall.collections import Collection
+    from memvault.recall.service import RecallService
+    from memvault.recall.types import Hit, IndexStatus
+
+#: ``hook(event, namespace, session_id, payload)``, run after each successful write
+WriteHook = Callable[[str, str, str, Any], None]
 logger = logging.getLogger("memvault")
 _DEFAULT: Any = object()  # "use the store's default" (distinct from None, which means "never")
 EXPORT_PAGE = 500
@@ -87,6 +103,8 @@ class Memory:
         max_messages: int | None = None,
         clock: Any = None,
         embedder: Any = "default",
+        state_history: int | None = DEFAULT_HISTORY,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
         **options: Any,
     ) -> None:
         if clock is not None:
@@ -94,16 +112,19 @@ class Memory:
         self.namespace = DEFAULT_NAMESPACE if namespace is None else validate_namespace(namespace)
         chosen_ttl = None if ttl is _DEFAULT else check_ttl(ttl)
         self.max_messages = check_max_messages(max_messages)
+        #: versions of a session's state kept in its history (None: all); the largest artifact a save accepts
+        self.state_history = check_history(state_history)
+        self.max_artifact_bytes = check_int(max_artifact_bytes, "max_artifact_bytes")
         self.store: Store = open_store(url, **options)
         self.ttl: float | None = self.store.default_ttl if ttl is _DEFAULT else chosen_ttl
         self._closed = False
         #: callables ``hook(event, namespace, session_id, payload)`` run after each successful write; services
         #: (the recall indexer) subscribe here instead of touching backends. Events: "append" (stored Messages),
         #: "replace" (stored Messages), "delete_messages" (ids), "clear" (None), "delete_session" (None).
-        self.write_hooks: list[Any] = []
+        self.write_hooks: list[WriteHook] = []
         #: the recall embedder spec ("default" = offline MiniLM, "hash", an Embedder or a framework object)
         self.embedder = embedder
-        self._recall: Any = None
+        self._recall: RecallService | None = None
         self.write_hooks.append(self._recall_hook)
 
     def _notify(self, event: str, namespace: str, session_id: str, payload: Any) -> None:
@@ -135,7 +156,7 @@ class Memory:
         metadata: Mapping[str, Any] | None = None,
         ttl: float | None = _DEFAULT,
         max_messages: int | None = _DEFAULT,
-        compress: Any = None,
+        compress: CompressionPolicy | None = None,
     ) -> Session:
         """A handle on one session. Nothing is written until the first add.
 
@@ -158,13 +179,13 @@ class Memory:
         info = yield Call("get_session", (ns, sid))
         if info is None:
             raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
-        return info  # type: ignore[no-any-return]
+        return info
 
     def _delete_session(self, session_id: str, namespace: str | None) -> Op[bool]:
         ns, sid = self._ns(namespace), validate_id(session_id)
         existed = yield Call("delete_session", (ns, sid))
         self._notify("delete_session", ns, sid, None)
-        return existed  # type: ignore[no-any-return]
+        return existed
 
     def _sessions(
         self,
@@ -185,7 +206,7 @@ class Memory:
             limit=check_limit(limit, maximum=MAX_PAGE),
             cursor=check_cursor(cursor),
         )
-        return (yield Call("list_sessions", (query,)))  # type: ignore[no-any-return]
+        return (yield Call("list_sessions", (query,)))
 
     def _export(self, session_id: str, namespace: str | None) -> Op[None]:
         ns, sid = self._ns(namespace), validate_id(session_id)
@@ -222,10 +243,10 @@ class Memory:
         for i in range(0, len(records), EXPORT_PAGE):
             seqs = yield Call("append", (*target, records[i : i + EXPORT_PAGE], options))
             self._notify("append", *target, with_seq(messages[i : i + EXPORT_PAGE], sid, seqs))
-        return (yield Call("get_session", target))  # type: ignore[no-any-return]
+        return (yield Call("get_session", target))
 
     def _purge_expired(self) -> Op[int]:
-        return (yield Call("purge_expired"))  # type: ignore[no-any-return]
+        return (yield Call("purge_expired"))
 
     # -- sync / async faces --------------------------------------------------------------------------------------
     def get_session(self, session_id: str, namespace: str | None = None) -> SessionInfo:
@@ -323,7 +344,7 @@ class Memory:
         summary_share: float = 0.3,
         recall_share: float = 0.25,
         recall_k: int = 10,
-    ) -> Any:
+    ) -> Context:
         """A prompt history within ``budget_tokens``: [latest summary] + [recalled older turns relevant to
         ``query``, when recall is available] + [the newest messages]. ``ctx.messages``, ``ctx.tokens`` (never over
         the budget), ``ctx.parts`` (tokens spent per part). Cost does not grow with the session's length.
@@ -335,7 +356,7 @@ class Memory:
         return build_context(self, request)
 
     def _context_request(self, session_id: str, query: str | None, budget_tokens: int, model: Any,
-                         namespace: str | None, summary_share: float, recall_share: float, recall_k: int) -> Any:
+                         namespace: str | None, summary_share: float, recall_share: float, recall_k: int) -> ContextRequest:
         from memvault.compression.context import ContextRequest
 
         if query is not None:
@@ -358,7 +379,7 @@ class Memory:
         summary_share: float = 0.3,
         recall_share: float = 0.25,
         recall_k: int = 10,
-    ) -> Any:
+    ) -> Context:
         from memvault.compression.context import abuild_context
 
         request = self._context_request(session_id, query, budget_tokens, model, namespace, summary_share,
@@ -369,6 +390,22 @@ class Memory:
         """Raise BackendUnavailable when the backend cannot be reached."""
         self.store.ping()
 
+    def _artifact_at(self, url: str) -> tuple[SessionArtifacts, str, int]:
+        ns, sid, name, version = parse_artifact_url(url)
+        if ns != self.namespace:  # a tenant never reads another's artifacts, even with their URL
+            raise ArtifactNotFound(f"{url[:120]} belongs to namespace {ns!r}; this Memory serves {self.namespace!r}")
+        return self.session(sid).artifacts, name, version
+
+    def open_artifact(self, url: str) -> ArtifactReader:
+        """A streaming reader on the artifact version a ``memvault://`` URL names (ArtifactVersion.url); only for
+        URLs of this Memory's namespace (ArtifactNotFound otherwise)."""
+        artifacts, name, version = self._artifact_at(url)
+        return artifacts.open(name, version)
+
+    async def aopen_artifact(self, url: str) -> AsyncArtifactReader:
+        artifacts, name, version = self._artifact_at(url)
+        return await artifacts.aopen(name, version)
+
     async def aping(self) -> None:
         await self.store.aio.ping()
 
@@ -378,7 +415,7 @@ class Memory:
             self._recall.on_write(event, namespace, session_id, payload)
 
     @property
-    def recall_service(self) -> Any:
+    def recall_service(self) -> RecallService:
         """The recall service (embedder, index engine, background indexer), created on first use."""
         if self._recall is None:
             from memvault.recall.service import RecallService
@@ -401,7 +438,7 @@ class Memory:
         neighbors: int = 0,
         degrade: bool = False,
         **tuning: Any,
-    ) -> list[Any]:
+    ) -> list[Hit]:
         """Messages relevant to ``query`` within one session, a user's sessions or a namespace (default: this
         Memory's), best first, as :class:`memvault.recall.Hit` s. ``mode`` "hybrid" | "dense" | "keyword";
         ``filters`` {"role", "after", "before", "session", "metadata"}; ``recency_half_life`` (seconds or
@@ -411,38 +448,38 @@ class Memory:
         options = dict(session=session, user_id=user_id, namespace=namespace, k=k, filters=filters,
                        recency_half_life=recency_half_life, mmr=mmr, neighbors=neighbors, **tuning)
         try:
-            return self.recall_service.recall(query, mode=mode, **options)  # type: ignore[no-any-return]
+            return self.recall_service.recall(query, mode=mode, **options)
         except EmbeddingModelMismatch as exc:
             if not degrade or mode == "keyword":
                 raise
             logger.warning("recall falls back to keywords: %s", exc)
-            return self.recall_service.recall(query, mode="keyword", **{**options, "mmr": None})  # type: ignore[no-any-return]
+            return self.recall_service.recall(query, mode="keyword", **{**options, "mmr": None})
 
-    async def arecall(self, query: str, **options: Any) -> list[Any]:
+    async def arecall(self, query: str, **options: Any) -> list[Hit]:
         """Async twin of :meth:`recall` (the search runs in a worker thread: embedding is CPU-bound)."""
         import asyncio
 
         return await asyncio.to_thread(lambda: self.recall(query, **options))
 
-    def index_status(self) -> Any:
+    def index_status(self) -> IndexStatus:
         """IndexStatus(indexed, backlog, model_id) of the recall index."""
         return self.recall_service.status()
 
-    async def aindex_status(self) -> Any:
+    async def aindex_status(self) -> IndexStatus:
         import asyncio
 
         return await asyncio.to_thread(self.index_status)
 
     def reindex(self, progress: Any = None, *, namespace: str | None = None) -> int:
         """Re-embed every message of the namespace with the current embedder; ``progress(done, total)``."""
-        return self.recall_service.reindex(progress, namespace=namespace)  # type: ignore[no-any-return]
+        return self.recall_service.reindex(progress, namespace=namespace)
 
     async def areindex(self, progress: Any = None, *, namespace: str | None = None) -> int:
         import asyncio
 
         return await asyncio.to_thread(self.reindex, progress, namespace=namespace)
 
-    def collection(self, name: str, *, namespace: str | None = None, embedder: Any = None) -> Any:
+    def collection(self, name: str, *, namespace: str | None = None, embedder: Any = None) -> Collection:
         """A document collection (for vector stores); ``embedder`` None = this Memory's."""
         from memvault.recall.collections import Collection
         from memvault.recall.embedders import CachedEmbedder, as_embedder
@@ -491,10 +528,10 @@ class Session:
         metadata: Mapping[str, Any] | None,
         ttl: float | None,
         max_messages: int | None,
-        compress: Any = None,
+        compress: CompressionPolicy | None = None,
     ) -> None:
         self.memory = memory
-        self.compressor: Any = None
+        self.compressor: Compressor | None = None
         if compress is not None:
             from memvault.compression.compressor import compressor_for
 
@@ -509,6 +546,16 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session({self.id!r}, namespace={self.namespace!r})"
+
+    @property
+    def state(self) -> SessionState:
+        """The session's versioned JSON state: ``get`` / ``set`` (compare-and-set) / ``update`` / ``history``."""
+        return SessionState(self, self.memory.state_history)
+
+    @property
+    def artifacts(self) -> SessionArtifacts:
+        """The session's versioned artifacts: ``save`` / ``load`` / ``open`` / ``list`` / ``versions`` / ``delete``."""
+        return SessionArtifacts(self, self.memory.max_artifact_bytes)
 
     @property
     def store(self) -> Store:
@@ -536,7 +583,7 @@ class Session:
     ) -> Op[list[Message]]:
         check_non_negative(last=last, start=start, stop=stop, limit=limit)
         kwargs = {"start": start, "stop": stop, "last": last, "limit": limit}
-        return (yield Call("read", (self.namespace, self.id), kwargs))  # type: ignore[no-any-return]
+        return (yield Call("read", (self.namespace, self.id), kwargs))
 
     def _simple(self, method: str, *args: Any) -> Op[Any]:
         result = yield Call(method, (self.namespace, self.id, *args))
@@ -558,13 +605,13 @@ class Session:
         popped = yield Call("pop_messages", (self.namespace, self.id), kwargs)
         if popped:
             self.memory._notify("delete_messages", self.namespace, self.id, [m.id for m in popped])
-        return popped  # type: ignore[no-any-return]
+        return popped
 
     def _info(self) -> Op[SessionInfo]:
         info = yield Call("get_session", (self.namespace, self.id))
         if info is None:
             raise SessionNotFound(f"no session {self.id!r} in namespace {self.namespace!r} (nothing added yet?)")
-        return info  # type: ignore[no-any-return]
+        return info
 
     @staticmethod
     def _new(role: str, content: Content, fields: dict[str, Any]) -> Message:
@@ -642,17 +689,17 @@ class Session:
 
     def get(self, ids: Iterable[str]) -> list[Message]:
         """The messages with these ids, in seq order."""
-        return run_sync(self.store, self._simple("get_messages", check_ids(ids)))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("get_messages", check_ids(ids)))
 
     async def aget(self, ids: Iterable[str]) -> list[Message]:
-        return await run_async(self.store, self._simple("get_messages", check_ids(ids)))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("get_messages", check_ids(ids)))
 
     def delete_messages(self, ids: Iterable[str]) -> int:
         """Delete messages by id; the rest keep their order and seqs."""
-        return run_sync(self.store, self._simple("delete_messages", check_ids(ids)))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("delete_messages", check_ids(ids)))
 
     async def adelete_messages(self, ids: Iterable[str]) -> int:
-        return await run_async(self.store, self._simple("delete_messages", check_ids(ids)))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("delete_messages", check_ids(ids)))
 
     def pop(self, index: int = -1, count: int = 1, *, ids: Iterable[str] | None = None) -> list[Message]:
         """Atomically remove and return ``count`` messages from position ``index`` (negative: from the end, as in
@@ -664,10 +711,10 @@ class Session:
         return await run_async(self.store, self._pop(index, count, ids))
 
     def count(self) -> int:
-        return run_sync(self.store, self._simple("count"))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("count"))
 
     async def acount(self) -> int:
-        return await run_async(self.store, self._simple("count"))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("count"))
 
     def info(self) -> SessionInfo:
         """The session's info; raises SessionNotFound before the first add."""
@@ -684,17 +731,33 @@ class Session:
 
     def clear(self) -> int:
         """Delete every message (and summary) but keep the session; returns how many messages went."""
-        return run_sync(self.store, self._simple("clear"))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("clear"))
 
     async def aclear(self) -> int:
-        return await run_async(self.store, self._simple("clear"))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("clear"))
 
     def delete(self) -> bool:
         """Delete the session entirely."""
-        return run_sync(self.store, self._simple("delete_session"))  # type: ignore[no-any-return]
+        return run_sync(self.store, self._simple("delete_session"))
 
     async def adelete(self) -> bool:
-        return await run_async(self.store, self._simple("delete_session"))  # type: ignore[no-any-return]
+        return await run_async(self.store, self._simple("delete_session"))
+
+    def _update_metadata(self, metadata: Mapping[str, Any], replace: bool) -> Op[SessionInfo]:
+        if not isinstance(replace, bool):
+            raise InvalidFilter(f"replace must be a bool, got {replace!r}")
+        checked = check_session_metadata(metadata)
+        if checked is None:
+            raise InvalidMetadata("metadata must be a dict (pass {} with replace=True to clear it)")
+        return (yield Call("update_metadata", (self.namespace, self.id, checked, replace)))
+
+    def update_metadata(self, metadata: Mapping[str, Any], *, replace: bool = False) -> SessionInfo:
+        """Merge ``metadata`` into the session's (its top-level keys are set; ``replace=True``: it becomes the
+        whole metadata), atomically. SessionNotFound before the first write."""
+        return run_sync(self.store, self._update_metadata(metadata, replace))
+
+    async def aupdate_metadata(self, metadata: Mapping[str, Any], *, replace: bool = False) -> SessionInfo:
+        return await run_async(self.store, self._update_metadata(metadata, replace))
 
     # -- compression (logic in memvault.compression) -------------------------------------------------------------
     def _after_write(self) -> None:
@@ -705,21 +768,21 @@ class Session:
         if self.compressor is not None:
             await self.compressor.aafter_write(self.store, self.namespace, self.id, self.memory._notify)
 
-    def _need_compressor(self) -> Any:
+    def _need_compressor(self) -> Compressor:
         if self.compressor is None:
             from memvault.errors import InvalidPolicy
 
             raise InvalidPolicy("this session has no compression policy: open it with mem.session(id, compress=...)")
         return self.compressor
 
-    def compress(self, *, force: bool = False) -> Any:
+    def compress(self, *, force: bool = False) -> Summary | None:
         """Run compression now (``force``: even below the trigger). Returns the new Summary or None; raises
         SummarizerFailed if the summarizer fails (nothing is stored then)."""
         return self._need_compressor().compress(
             self.store, self.namespace, self.id, force=force, notify=self.memory._notify
         )
 
-    async def acompress(self, *, force: bool = False) -> Any:
+    async def acompress(self, *, force: bool = False) -> Summary | None:
         return await self._need_compressor().acompress(
             self.store, self.namespace, self.id, force=force, notify=self.memory._notify
         )
@@ -734,22 +797,22 @@ class Session:
         if self.compressor is not None:
             await self.compressor.await_background()
 
-    def summaries(self, *, last: int | None = None) -> list[Any]:
+    def summaries(self, *, last: int | None = None) -> list[Summary]:
         """Stored rolling summaries (memvault.compression.Summary), oldest first; ``last=1`` is the current one."""
         from memvault.compression.summaries import list_summaries
 
         check_non_negative(last=last)
         return run_sync(self.store, list_summaries(self.namespace, self.id, last))
 
-    async def asummaries(self, *, last: int | None = None) -> list[Any]:
+    async def asummaries(self, *, last: int | None = None) -> list[Summary]:
         from memvault.compression.summaries import list_summaries
 
         check_non_negative(last=last)
         return await run_async(self.store, list_summaries(self.namespace, self.id, last))
 
-    def context(self, **options: Any) -> Any:
+    def context(self, **options: Any) -> Context:
         """:meth:`Memory.context` for this session."""
         return self.memory.context(self.id, namespace=self.namespace, **options)
 
-    async def acontext(self, **options: Any) -> Any:
+    async def acontext(self, **options: Any) -> Context:
         return await self.memory.acontext(self.id, namespace=self.namespace, **options)

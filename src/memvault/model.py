@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from memvault.errors import (
     CorruptData,
@@ -45,6 +45,12 @@ def to_epoch(value: datetime) -> float:
     if value.tzinfo is None:  # naive datetimes are taken as UTC, never as local time
         value = value.replace(tzinfo=timezone.utc)
     return value.timestamp()
+
+
+@overload
+def from_epoch(value: float) -> datetime: ...
+@overload
+def from_epoch(value: float | None) -> datetime | None: ...
 
 
 def from_epoch(value: float | None) -> datetime | None:

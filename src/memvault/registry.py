@@ -47,7 +47,7 @@ def scheme_of(url: str) -> str:
 def _load(target: str) -> type[Store]:
     module, _, name = target.partition(":")
     try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
     except ImportError as exc:
         raise InvalidURL(f"backend {name} needs an extra package: {exc}. Try: pip install 'memvault[all]'") from exc
 
@@ -82,7 +82,7 @@ def _construct(factory: Any, target: Any, options: dict[str, Any]) -> Store:
     """Build a store; an option the backend does not know (a TypeError from its signature) or a malformed value
     (ValueError) is an InvalidURL naming it, not a raw exception."""
     try:
-        return factory(target, **options)  # type: ignore[no-any-return]
+        return factory(target, **options)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, MemvaultError):
             raise

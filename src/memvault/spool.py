@@ -78,8 +78,9 @@ class SpoolStore(Store):
         self.inner = inner
         # mirror the wrapped backend so Memory and SessionInfo see the real one
         self.backend = inner.backend  # type: ignore[misc]
-        # the async face is the threaded one: claiming the backend's native async would be a lie
-        self.capabilities = inner.capabilities - {"native_async"}  # type: ignore[misc]
+        # the async face is the threaded one, and only the contract is forwarded (no find_messages, no native recall
+        # engine): claiming the backend's native async, full-text search or vector index would be a lie
+        self.capabilities = inner.capabilities - {"native_async", "fulltext", "vector"}  # type: ignore[misc]
         self.default_ttl = inner.default_ttl  # type: ignore[misc]
         self.retry = float(retry)
         self.path = Path(path).expanduser() if path is not None else spool_path_for(inner)
@@ -209,15 +210,16 @@ class SpoolStore(Store):
         """Probe the backend; when it answers, replay the spool and close the breaker. True when closed."""
         try:
             self.inner.ping()
-            self.flush()
+            with self._lock:  # replay and close the breaker under one lock: a write in between would be spooled
+                self.flush()
+                if self._open_since is not None:
+                    logger.warning("%s answers again after %.1fs", self.inner.url,
+                                   time.monotonic() - self._open_since)
+                self._open_since = None
         except BackendUnavailable:
             with self._lock:
                 self._next_try = time.monotonic() + self.retry
             return False
-        with self._lock:
-            if self._open_since is not None:
-                logger.warning("%s answers again after %.1fs", self.inner.url, time.monotonic() - self._open_since)
-            self._open_since = None
         return True
 
     def _unavailable(self) -> BackendUnavailable:
@@ -308,7 +310,7 @@ class SpoolStore(Store):
     ) -> list[bool]:
         if if_absent:  # a conditional write cannot be decided offline: never spooled
             self._guard(ns, sid)
-            return self._call("put_entries", ns, sid, entries, options, if_absent=True)  # type: ignore[no-any-return]
+            return self._call("put_entries", ns, sid, entries, options, if_absent=True)
         payload = {
             "entries": [[e.kind, e.key, base64.b64encode(bytes(e.value)).decode("ascii")] for e in entries],
             "options": {"user_id": options.user_id, "metadata": dict(options.metadata) if options.metadata else None,
@@ -354,6 +356,10 @@ class SpoolStore(Store):
     def purge_expired(self) -> int:
         self._settle()
         return self._call("purge_expired")
+
+    def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        self._guard(ns, sid)  # a read-modify-write cannot be decided offline: never spooled
+        return self._call("update_metadata", ns, sid, metadata, replace)
 
     def replace(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
         self._guard(ns, sid)
@@ -406,14 +412,14 @@ class SpoolStore(Store):
 
     def get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> dict[str, bytes]:
         self._settle()
-        return self._call("get_entries", ns, sid, kind, keys)  # type: ignore[no-any-return]
+        return self._call("get_entries", ns, sid, kind, keys)
 
     def scan_entries(
         self, ns: str, sid: str, kind: str, *, start: str | None = None, stop: str | None = None,
         reverse: bool = False, limit: int | None = None, keys_only: bool = False,
     ) -> list[tuple[str, bytes]]:
         self._settle()
-        return self._call("scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse,  # type: ignore[no-any-return]
+        return self._call("scan_entries", ns, sid, kind, start=start, stop=stop, reverse=reverse,
                           limit=limit, keys_only=keys_only)
 
     def delete_entries(
@@ -421,7 +427,7 @@ class SpoolStore(Store):
         stop: str | None = None,
     ) -> int:
         self._guard(ns, sid)
-        return self._call("delete_entries", ns, sid, kind, keys, start=start, stop=stop)  # type: ignore[no-any-return]
+        return self._call("delete_entries", ns, sid, kind, keys, start=start, stop=stop)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:
@@ -434,7 +440,7 @@ class SpoolStore(Store):
     def close(self) -> None:
         self.stop()
         with self._lock:
-            if self._db is None:  # type: ignore[comparison-overlap]
+            if self._db is None:
                 return
             if self._pending:
                 try:

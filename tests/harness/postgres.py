@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,17 @@ def external_postgres_url() -> str:
 def drop_schema(url: str, schema: str) -> None:
     import psycopg
 
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    # a background thread of the test (recall indexer, a pool's last query) may still hold a lock on one of the
+    # schema's tables: DROP can then lose a deadlock; it is retried, never left behind
+    for attempt in range(5):
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def schema_for(token: str) -> str:
@@ -112,7 +122,29 @@ def _factory(url_fixture: str) -> Any:
     return factory
 
 
+def _connection(request: pytest.FixtureRequest, token: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """A ``psycopg.Connection`` (not autocommit) the test owns, given to the store (which never closes it)."""
+    import psycopg
+
+    url, options = _factory("postgres_url")(request, token, tmp_path)
+    conn = psycopg.connect(url, connect_timeout=5)
+    request.addfinalizer(conn.close)  # runs before the schema is dropped (finalizers run last-in, first-out)
+    return conn, {"schema": options["schema"]}
+
+
+def _pool(request: pytest.FixtureRequest, token: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """An open ``psycopg_pool.ConnectionPool`` (connections not autocommit) the test owns, given to the store."""
+    from psycopg_pool import ConnectionPool
+
+    url, options = _factory("postgres_url")(request, token, tmp_path)
+    pool: ConnectionPool[Any] = ConnectionPool(url, min_size=1, max_size=4, open=True, name=f"test-{token}")
+    request.addfinalizer(pool.close)
+    return pool, {"schema": options["schema"]}
+
+
 #: name -> factory(request, token, tmp_path) -> (target, options); see tests/backends.py
 FACTORIES: dict[str, Any] = {"postgres": _factory("postgres_url")}
 if os.environ.get(EXTERNAL_ENV):
     FACTORIES["postgres-external"] = _factory("external_postgres_url")
+#: the same server reached through objects the application already has (see tests/backends.py FLAVOURS)
+FLAVOURS: dict[str, Any] = {"postgres-connection": _connection, "postgres-pool": _pool}

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from memvault.contract import AppendOptions, Entry, SessionQuery, Store, page_of, pop_range, session_matches
 from memvault.errors import SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
+from memvault.validation import merge_session_metadata
 
 
 class _Entries:
@@ -102,8 +103,8 @@ class InMemoryStore(Store):
             id=sid,
             namespace=ns,
             user_id=s.user_id,
-            created_at=from_epoch(s.created_at),  # type: ignore[arg-type]
-            updated_at=from_epoch(s.updated_at),  # type: ignore[arg-type]
+            created_at=from_epoch(s.created_at),
+            updated_at=from_epoch(s.updated_at),
             message_count=len(s.seqs),
             size_bytes=s.size_bytes,
             metadata=copy.deepcopy(s.metadata),
@@ -194,6 +195,15 @@ class InMemoryStore(Store):
             for key in dead:
                 del self._state.sessions[key]
             return len(dead)
+
+    def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            if session is None:
+                raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
+            session.metadata = merge_session_metadata(session.metadata, copy.deepcopy(dict(metadata)), replace)
+            session.updated_at = max(self.clock(), session.updated_at)
+            return self._info(ns, sid, session)
 
     # -- messages ------------------------------------------------------------------------------------------------
     def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:

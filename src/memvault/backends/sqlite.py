@@ -26,11 +26,11 @@ from memvault.contract import MAX_PAGE, AppendOptions, Entry, SessionQuery, Stor
 from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import BackendUnavailable, CorruptData, SchemaVersionError, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
-from memvault.validation import check_limit, json_equal
+from memvault.validation import check_limit, json_equal, merge_session_metadata
 
 logger = logging.getLogger("memvault.sqlite")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHUNK = 500  # ids per IN (...) list
 
 MIGRATIONS: list[str] = [
@@ -81,6 +81,23 @@ MIGRATIONS: list[str] = [
         value      BLOB NOT NULL,
         PRIMARY KEY (namespace, session_id, kind, key)
     ) WITHOUT ROWID;
+    """,
+    # v3: entries get a rowid. A WITHOUT ROWID table keeps each row inside its key's b-tree, which SQLite advises
+    # against for rows larger than a fraction of a page: 1 MiB artifact chunks were written at ~60 MB/s and read at
+    # ~100 MB/s; with a rowid (the key order now comes from the primary key's index) ~120 / ~340 MB/s.
+    """
+    CREATE TABLE entries_v3 (
+        namespace  TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      BLOB NOT NULL,
+        PRIMARY KEY (namespace, session_id, kind, key)
+    );
+    INSERT INTO entries_v3 (namespace, session_id, kind, key, value)
+        SELECT namespace, session_id, kind, key, value FROM entries ORDER BY namespace, session_id, kind, key;
+    DROP TABLE entries;
+    ALTER TABLE entries_v3 RENAME TO entries;
     """,
 ]
 
@@ -297,8 +314,8 @@ class SQLiteStore(Store):
                 id=sid,
                 namespace=ns,
                 user_id=user,
-                created_at=from_epoch(created),  # type: ignore[arg-type]
-                updated_at=from_epoch(updated),  # type: ignore[arg-type]
+                created_at=from_epoch(created),
+                updated_at=from_epoch(updated),
                 message_count=int(count),
                 size_bytes=int(size),
                 metadata=metadata,
@@ -324,7 +341,7 @@ class SQLiteStore(Store):
         return infos
 
     def _live_row(self, c: sqlite3.Connection, ns: str, sid: str) -> tuple[Any, ...] | None:
-        return c.execute(  # type: ignore[no-any-return]
+        return c.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE namespace = ? AND id = ? AND {LIVE}",
             (ns, sid, self.clock()),
         ).fetchone()
@@ -479,6 +496,17 @@ class SQLiteStore(Store):
                 self._wipe(c, ns, sid, session_row=True)
         return len(dead)
 
+    def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        with self.transaction() as c:
+            row = self._live_row(c, ns, sid)
+            if row is None:
+                raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
+            merged = merge_session_metadata(self._info(row).metadata, metadata, replace)
+            c.execute("UPDATE sessions SET metadata = ?, updated_at = max(updated_at, ?) WHERE namespace = ? AND id = ?",
+                      (json.dumps(merged, ensure_ascii=False), self.clock(), ns, sid))
+            row = self._live_row(c, ns, sid)
+        return self._info(row)  # type: ignore[arg-type]
+
     # -- messages ------------------------------------------------------------------------------------------------
     def append(self, ns: str, sid: str, records: Sequence[Record], options: AppendOptions) -> list[int]:
         with self.transaction() as c:
@@ -600,7 +628,7 @@ class SQLiteStore(Store):
     def count(self, ns: str, sid: str) -> int:
         with self.reading() as c:
             row = self._live_row(c, ns, sid)
-        return 0 if row is None else row[5]  # type: ignore[no-any-return]
+        return 0 if row is None else row[5]
 
     def clear(self, ns: str, sid: str) -> int:
         with self.transaction() as c:
@@ -613,7 +641,7 @@ class SQLiteStore(Store):
                 "WHERE namespace = ? AND id = ?",
                 (self.clock(), ns, sid),
             )
-        return row[5]  # type: ignore[no-any-return]
+        return row[5]
 
     # -- entries -------------------------------------------------------------------------------------------------
     @staticmethod
@@ -687,6 +715,8 @@ class SQLiteStore(Store):
     ) -> int:
         base = "DELETE FROM entries WHERE namespace = ? AND session_id = ? AND kind = ?"
         with self.transaction() as c:
+            if self._live_row(c, ns, sid) is None:  # an expired session is gone: nothing of it to delete
+                return 0
             if keys is not None:
                 return sum(
                     c.execute(f"{base} AND key IN ({_marks(len(chunk))})", (ns, sid, kind, *chunk)).rowcount
@@ -740,6 +770,8 @@ class SQLiteStore(Store):
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         base = "DELETE FROM records WHERE namespace = ? AND session_id = ? AND kind = ?"
         with self.transaction() as c:
+            if self._live_row(c, ns, sid) is None:  # an expired session is gone: nothing of it to delete
+                return 0
             if keys is None:
                 return c.execute(base, (ns, sid, kind)).rowcount
             return sum(

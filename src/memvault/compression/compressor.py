@@ -175,7 +175,7 @@ def apply_retention(
     """Delete raw messages covered by a summary (seq <= ``covered_to``) and older than the retention age."""
     retention = policy.retention
     assert retention is not None and retention.delete_after_days is not None
-    cutoff = from_epoch(now) - timedelta(days=retention.delete_after_days)  # type: ignore[operator]
+    cutoff = from_epoch(now) - timedelta(days=retention.delete_after_days)
     deleted = 0
     start = 0
     while True:

@@ -272,7 +272,7 @@ class Assembly:
             parts["summary"] = ContextPart(
                 "summary", summary_tokens, 1 if summary_msg else 0,
                 {"start_seq": gathered.summary.start_seq, "end_seq": gathered.summary.end_seq,
-                 "stored_tokens": gathered.summary.tokens, "truncated": bool(summary_msg)
+                 "stored_tokens": gathered.summary.tokens, "truncated": summary_msg is not None
                  and TRUNCATED in summary_msg.text, "dropped": summary_msg is None},
             )
             left -= summary_tokens

@@ -23,11 +23,11 @@ import math
 import re
 import threading
 import types
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from memvault.caching import LRUCache
 from memvault.errors import InvalidPolicy
 from memvault.model import Message
 from memvault.validation import check_text
@@ -253,28 +253,8 @@ def message_text(message: Message) -> str:
     return "\n".join(p for p in parts if p)
 
 
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> int | None:
-        with self.lock:
-            value = self.data.get(key)
-            if value is not None:
-                self.data.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[str, str], value: int) -> None:
-        with self.lock:
-            self.data[key] = value
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-
-_cache = _LRU(100_000)
+_cache: LRUCache[tuple[str, str], int] = LRUCache(maxsize=100_000)
+_cache_lock = threading.Lock()
 
 
 def content_tokens(message: Message, counter: TokenCounter) -> int:
@@ -285,11 +265,13 @@ def content_tokens(message: Message, counter: TokenCounter) -> int:
         if isinstance(value, int) and value >= 0:
             return value
     key = (message.id, counter.name)
-    cached = _cache.get(key)
+    with _cache_lock:
+        cached = _cache.get(key)
     if cached is not None:
         return cached
     value = counter.count(message_text(message))
-    _cache.put(key, value)
+    with _cache_lock:
+        _cache[key] = value
     return value
 
 

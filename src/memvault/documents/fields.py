@@ -143,6 +143,16 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _operator_test(op: str, bound: Any) -> Callable[[Any], bool]:
+    """The test of one ``{"$op": bound}`` pair (bound already checked)."""
+    if op == "$eq":
+        return lambda v: v is not _MISSING and json_equal(v, bound)
+    if op == "$ne":
+        return lambda v: v is _MISSING or not json_equal(v, bound)
+    compare = _COMPARE[op]
+    return lambda v: v is not _MISSING and _comparable(v, bound) and bool(compare(v, bound))
+
+
 def _matcher(condition: Any, where: str) -> Callable[[Any], bool]:
     """A test of one (possibly missing) field value against a filter condition."""
     if isinstance(condition, dict) and any(k.startswith("$") for k in condition):
@@ -151,15 +161,9 @@ def _matcher(condition: Any, where: str) -> Callable[[Any], bool]:
             if op not in OPERATORS:
                 raise InvalidFilter(f"filter {where!r} uses {op!r}; operators are {', '.join(OPERATORS)} (and a "
                                     "condition cannot mix operators with plain keys)")
-            if op == "$eq":
-                tests.append(lambda v, b=bound: v is not _MISSING and json_equal(v, b))
-            elif op == "$ne":
-                tests.append(lambda v, b=bound: v is _MISSING or not json_equal(v, b))
-            else:
-                if isinstance(bound, bool) or not isinstance(bound, (int, float, str)):
-                    raise InvalidFilter(f"filter {where!r}: {op} needs a number or a string, got {bound!r}")
-                compare = _COMPARE[op]
-                tests.append(lambda v, b=bound, c=compare: v is not _MISSING and _comparable(v, b) and c(v, b))
+            if op not in ("$eq", "$ne") and (isinstance(bound, bool) or not isinstance(bound, (int, float, str))):
+                raise InvalidFilter(f"filter {where!r}: {op} needs a number or a string, got {bound!r}")
+            tests.append(_operator_test(op, bound))
         return lambda v: all(t(v) for t in tests)
     if isinstance(condition, dict):
         subs = {k: _matcher(c, f"{where}.{k}") for k, c in condition.items()}

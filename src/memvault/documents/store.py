@@ -113,8 +113,8 @@ def _as_item(stored: StoredItem, hit: Ranked | None = None) -> Item:
         updated_at=from_epoch(stored.updated_at), expires_at=from_epoch(stored.expires_at),
     )
     if hit is None:
-        return Item(**fields)  # type: ignore[arg-type]
-    return Hit(**fields, score=hit.score, signals=hit.signals)  # type: ignore[arg-type]
+        return Item(**fields)
+    return Hit(**fields, score=hit.score, signals=hit.signals)
 
 
 class _Lane:
@@ -193,9 +193,9 @@ class DocumentStore:
                 checked.append(Get(check_namespace_path(op.namespace), check_document_key(op.key),
                                    self._refresh(op.refresh_ttl)))
             elif isinstance(op, Put):
-                plan = self._plan_put(op)
-                latest.pop(plan.entry_key, None)  # the last put of a key in one batch wins
-                latest[plan.entry_key] = plan
+                put = self._plan_put(op)
+                latest.pop(put.entry_key, None)  # the last put of a key in one batch wins
+                latest[put.entry_key] = put
                 checked.append(op)
             elif isinstance(op, Search):
                 checked.append(self._check_search(op))
@@ -340,11 +340,11 @@ class DocumentStore:
             raw = existing.get(put.entry_key)
             if raw is not None:
                 try:
-                    header, _, _ = decode_header(raw, put.entry_key)
+                    stored, _, _ = decode_header(raw, put.entry_key)
                 except CorruptData as exc:
                     logger.warning("%s: overwriting it", exc)
                 else:
-                    old = None if "x" in header else header
+                    old = None if "x" in stored else stored
             stamp = uuid.uuid4().hex[:16]
             if put.value is None:
                 if old is not None:
@@ -365,7 +365,7 @@ class DocumentStore:
                 rows = vectors[put.first : put.first + len(put.texts)]
                 header["m"], header["d"], header["n"] = model, int(rows.shape[1]), len(rows)
                 blob = np.ascontiguousarray(rows, dtype="<f4").tobytes()
-            entries.append(Entry(ITEM, put.entry_key, encode_entry(header, put.value, blob)))  # type: ignore[arg-type]
+            entries.append(Entry(ITEM, put.entry_key, encode_entry(header, put.value, blob)))
             encoded_ns = namespace_key(put.namespace)
             if encoded_ns not in namespaces:
                 namespaces.add(encoded_ns)
@@ -643,8 +643,8 @@ class DocumentStore:
         heads = _parse_heads((yield Call("scan_entries", (*self._where, HEAD))), times=True)
         for lane, (_, used) in heads.items():
             if now - used > LANE_RETENTION:
-                start, stop = prefix_range(lane + SEP)
-                yield Call("delete_entries", (*self._where, LOG), {"start": start, "stop": stop})
+                lo, hi = prefix_range(lane + SEP)
+                yield Call("delete_entries", (*self._where, LOG), {"start": lo, "stop": hi})
                 yield Call("delete_entries", (*self._where, HEAD, [lane]))
         if removed:
             yield from self._logged([], removed, now)
@@ -677,10 +677,10 @@ class DocumentStore:
 
     def get(self, namespace: Sequence[str], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
         """The item, or None (never written, deleted or expired)."""
-        return self.batch([Get(tuple(namespace), key, DEFAULT if refresh_ttl is None else refresh_ttl)])[0]  # type: ignore[no-any-return]
+        return self.batch([Get(tuple(namespace), key, DEFAULT if refresh_ttl is None else refresh_ttl)])[0]
 
     async def aget(self, namespace: Sequence[str], key: str, *, refresh_ttl: bool | None = None) -> Item | None:
-        return (await self.abatch([Get(tuple(namespace), key, DEFAULT if refresh_ttl is None else refresh_ttl)]))[0]  # type: ignore[no-any-return]
+        return (await self.abatch([Get(tuple(namespace), key, DEFAULT if refresh_ttl is None else refresh_ttl)]))[0]
 
     def put(self, namespace: Sequence[str], key: str, value: Mapping[str, Any], *,
             index: Literal[False] | Sequence[str] | None = None, ttl: float | Any | None = DEFAULT) -> None:
@@ -708,14 +708,14 @@ class DocumentStore:
         when given (``mode`` overrides the index's), else most recently updated first."""
         op = Search(tuple(namespace_prefix), query, filter, limit, offset,
                     DEFAULT if refresh_ttl is None else refresh_ttl, mode)
-        return self.batch([op])[0]  # type: ignore[no-any-return]
+        return self.batch([op])[0]
 
     async def asearch(self, namespace_prefix: Sequence[str] = (), *, query: str | None = None,
                       filter: Mapping[str, Any] | None = None, limit: int = 10, offset: int = 0,
                       refresh_ttl: bool | None = None, mode: str | None = None) -> list[Hit]:
         op = Search(tuple(namespace_prefix), query, filter, limit, offset,
                     DEFAULT if refresh_ttl is None else refresh_ttl, mode)
-        return (await self.abatch([op]))[0]  # type: ignore[no-any-return]
+        return (await self.abatch([op]))[0]
 
     @staticmethod
     def _list_op(prefix: Sequence[str] | None, suffix: Sequence[str] | None, max_depth: int | None, limit: int,
@@ -730,12 +730,12 @@ class DocumentStore:
     def list_namespaces(self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
                         max_depth: int | None = None, limit: int = 100, offset: int = 0) -> list[tuple[str, ...]]:
         """Namespaces holding live items, sorted; ``prefix``/``suffix`` labels may be "*" (any one label)."""
-        return self.batch([self._list_op(prefix, suffix, max_depth, limit, offset)])[0]  # type: ignore[no-any-return]
+        return self.batch([self._list_op(prefix, suffix, max_depth, limit, offset)])[0]
 
     async def alist_namespaces(self, *, prefix: Sequence[str] | None = None, suffix: Sequence[str] | None = None,
                                max_depth: int | None = None, limit: int = 100,
                                offset: int = 0) -> list[tuple[str, ...]]:
-        return (await self.abatch([self._list_op(prefix, suffix, max_depth, limit, offset)]))[0]  # type: ignore[no-any-return]
+        return (await self.abatch([self._list_op(prefix, suffix, max_depth, limit, offset)]))[0]
 
     def sweep(self) -> int:
         """Delete expired items now; returns how many."""

@@ -13,13 +13,13 @@ import importlib.util
 import logging
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from memvault.caching import LRUCache
 from memvault.errors import InvalidEmbedder, MemvaultError
 
 logger = logging.getLogger("memvault.recall")
@@ -33,8 +33,11 @@ BATCH = 32
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors. ``model_id`` is stored next to every vector."""
 
-    model_id: str
-    dimension: int
+    @property
+    def model_id(self) -> str: ...  # read-only: a plain attribute satisfies it too
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -231,7 +234,7 @@ class CachedEmbedder:
     def __init__(self, inner: Embedder, max_items: int = 200_000) -> None:
         self.inner = inner
         self.max_items = max_items
-        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache: LRUCache[tuple[str, str], np.ndarray] = LRUCache(maxsize=max_items)
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -246,8 +249,6 @@ class CachedEmbedder:
     def remember(self, key_hash: str, vector: np.ndarray) -> None:
         with self._lock:
             self._cache[(self.model_id, key_hash)] = vector
-            if len(self._cache) > self.max_items:
-                self._cache.popitem(last=False)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -261,7 +262,6 @@ class CachedEmbedder:
                 if vec is None:
                     missing.setdefault(h, []).append(i)
                 else:
-                    self._cache.move_to_end((model, h))
                     found[i] = vec
         self.hits += len(found)
         if missing:
@@ -284,8 +284,6 @@ class CachedEmbedder:
             vec = np.asarray(self.inner.embed_query(text), dtype=np.float32)
             with self._lock:
                 self._cache[key] = vec
-                if len(self._cache) > self.max_items:
-                    self._cache.popitem(last=False)
         return vec
 
 
@@ -317,7 +315,7 @@ def as_embedder(obj: Any = "default", *, model_id: str | None = None, dimension:
     if isinstance(obj, CachedEmbedder):
         return obj
     if hasattr(obj, "embed") and hasattr(obj, "embed_query") and hasattr(obj, "model_id"):
-        return obj  # type: ignore[no-any-return]
+        return obj
     if hasattr(obj, "embed_documents") and hasattr(obj, "embed_query"):
         return LangChainEmbedder(obj, model_id, dimension)
     if hasattr(obj, "get_text_embedding_batch") and hasattr(obj, "get_query_embedding"):

@@ -130,6 +130,22 @@ def _operator(field: str, op: str, arg: Any) -> Predicate:
     return empty
 
 
+def _all_of(preds: list[Predicate]) -> Predicate:
+    return lambda d: all(p(d) for p in preds)
+
+
+def _any_of(preds: list[Predicate]) -> Predicate:
+    return lambda d: any(p(d) for p in preds)
+
+
+def _negated(pred: Predicate) -> Predicate:
+    return lambda d: not pred(d)
+
+
+def _equals(key: str, value: Any) -> Predicate:
+    return lambda d: _same(lookup(d, key), value)
+
+
 def compile_where(where: Mapping[str, Any] | None) -> Predicate:
     """A predicate over a metadata dict; raises InvalidFilter on anything outside the language."""
     if where is None:
@@ -142,13 +158,9 @@ def compile_where(where: Mapping[str, Any] | None) -> Predicate:
             raise InvalidFilter(f"filter keys must be non-empty strings, got {key!r}")
         if key in ("$and", "$or"):
             subs = [compile_where(w) for w in _list(value, key)]
-            if key == "$and":
-                parts.append(lambda d, subs=subs: all(p(d) for p in subs))
-            else:
-                parts.append(lambda d, subs=subs: any(p(d) for p in subs))
+            parts.append(_all_of(subs) if key == "$and" else _any_of(subs))
         elif key == "$not":
-            sub = compile_where(value)
-            parts.append(lambda d, sub=sub: not sub(d))
+            parts.append(_negated(compile_where(value)))
         elif key.startswith("$"):
             raise InvalidFilter(f"unknown logical operator {key!r}; use $and, $or or $not")
         elif isinstance(value, Mapping) and value and all(isinstance(k, str) and k.startswith("$") for k in value):
@@ -157,8 +169,8 @@ def compile_where(where: Mapping[str, Any] | None) -> Predicate:
             raise InvalidFilter(f"{key!r}: do not mix operators and plain keys in one object")
         else:
             check_json(value, f"filter {key!r}", error=InvalidFilter)
-            parts.append(lambda d, key=key, value=value: _same(lookup(d, key), value))
-    return lambda d: all(p(d) for p in parts)
+            parts.append(_equals(key, value))
+    return _all_of(parts)
 
 
 def _epoch(value: Any, key: str) -> float:

@@ -312,7 +312,7 @@ class PostgresEngine:
         for info, old, _hi, head, new in fresh:
             created, last_seq, count, top_seq, top_id = head
             key = (ns, info.id)
-            state = _Known((int(last_seq), int(count), from_epoch(created).timestamp()),  # type: ignore[union-attr]
+            state = _Known((int(last_seq), int(count), from_epoch(created).timestamp()),
                            float(created), int(top_seq or 0), top_id)
             if cache:
                 self._extend(state, old, info, new, vectors)
@@ -439,12 +439,12 @@ class PostgresEngine:
         """Vectors, session index and position within the session of every message of ``segments``."""
         if len(segments) == 1:
             n = len(segments[0])
-            return segments[0].vectors, np.zeros(n, dtype=np.int64), np.arange(n)  # type: ignore[return-value]
+            return segments[0].matrix, np.zeros(n, dtype=np.int64), np.arange(n)
         key = tuple(id(s) for s in segments)  # snapshots are immutable; the entry keeps them alive (ids stay unique)
         with self._lock:
             if self._stack is not None and self._stack[0] == key:
                 return self._stack[2]
-        arrays = (np.vstack([s.vectors for s in segments]),
+        arrays = (np.vstack([s.matrix for s in segments]),
                   np.repeat(np.arange(len(segments)), [len(s) for s in segments]),
                   np.concatenate([np.arange(len(s)) for s in segments]))
         with self._lock:

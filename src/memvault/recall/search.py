@@ -58,7 +58,7 @@ def search_segments(
     if stacked is not None:
         vectors, segment_of, position = stacked
     else:
-        vectors = segments[0].vectors if len(segments) == 1 else np.vstack([s.vectors for s in segments])
+        vectors = segments[0].matrix if len(segments) == 1 else np.vstack([s.matrix for s in segments])
         segment_of = np.repeat(np.arange(len(segments)), [len(s) for s in segments])
         position = np.concatenate([np.arange(len(s)) for s in segments])
     dense = keyword = None

@@ -67,6 +67,12 @@ class Segment:
         return index_text(message, context=self.context)
 
     @property
+    def matrix(self) -> np.ndarray:
+        """``vectors`` of a segment that holds messages (every add sets them; searches skip empty segments)."""
+        assert self.vectors is not None, f"segment {self.ns!r}/{self.sid!r} holds no vectors"
+        return self.vectors
+
+    @property
     def times(self) -> np.ndarray:
         if self._times is None or len(self._times) != len(self.messages):
             self._times = np.array([m.created_at.timestamp() for m in self.messages], dtype=np.float64)

@@ -130,7 +130,7 @@ class RecallService:
             self.indexer.flush()
             hits = wide(ns, uid, query, k, options, rfilter)
             if hits is not None:
-                return hits  # type: ignore[no-any-return]
+                return hits
         infos = self.scope(ns, session, user_id)
         if rfilter.sessions is not None:
             infos = [i for i in infos if i.id in rfilter.sessions]
@@ -138,7 +138,7 @@ class RecallService:
             return []
         self.indexer.flush()
         try:
-            return self.engine.search(infos, query, k, options, rfilter)  # type: ignore[no-any-return]
+            return self.engine.search(infos, query, k, options, rfilter)
         except EmbeddingModelMismatch:
             if options.mode != "keyword" or options.mmr is not None:
                 raise
@@ -151,12 +151,12 @@ class RecallService:
             return search_segments(segments, query, k, options, rfilter, self.embedder, now=self.store.clock())
 
     def status(self) -> IndexStatus:
-        return self.engine.status(self.indexer.backlog)  # type: ignore[no-any-return]
+        return self.engine.status(self.indexer.backlog)
 
     def reindex(self, progress: Progress | None = None, *, namespace: str | None = None) -> int:
         self.indexer.flush()
         ns = self.memory.namespace if namespace is None else validate_namespace(namespace)
-        return self.engine.reindex(list_all(self.store, ns), progress)  # type: ignore[no-any-return]
+        return self.engine.reindex(list_all(self.store, ns), progress)
 
     def flush(self, timeout: float | None = None) -> bool:
         return self.indexer.flush(timeout)

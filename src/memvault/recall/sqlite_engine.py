@@ -608,9 +608,9 @@ class SQLiteEngine:
         if rfilter.roles is not None:
             chosen = [pk for pk in chosen if meta[pk][1] in rfilter.roles]
         if rfilter.after is not None:
-            chosen = [pk for pk in chosen if meta[pk][0] is not None and meta[pk][0] >= rfilter.after]
+            chosen = [pk for pk in chosen if (ts := meta[pk][0]) is not None and ts >= rfilter.after]
         if rfilter.before is not None:
-            chosen = [pk for pk in chosen if meta[pk][0] is not None and meta[pk][0] < rfilter.before]
+            chosen = [pk for pk in chosen if (ts := meta[pk][0]) is not None and ts < rfilter.before]
         if rfilter.metadata is not None and chosen:
             with self.store.transaction(write=False) as c:
                 bodies = dict(c.execute(f"SELECT pk, body FROM messages WHERE pk IN ({_marks(len(chosen))})", chosen))
@@ -618,7 +618,7 @@ class SQLiteEngine:
         if not chosen:
             return []
         dim = self.embedder.dimension
-        vectors = np.stack([np.frombuffer(meta[pk][2], dtype="<f4") if meta[pk][2] else np.zeros(dim, np.float32)
+        vectors = np.stack([np.frombuffer(blob, dtype="<f4") if (blob := meta[pk][2]) else np.zeros(dim, np.float32)
                             for pk in chosen])
         dense = vectors @ q  # exact re-scoring of the (quantised) graph's candidates
         keyword = np.array([by_pk.get(pk, 0.0) for pk in chosen], dtype=np.float64)

@@ -23,7 +23,7 @@ STOP_WORDS = frozenset(
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    return _STEMMER.stemWord(word)  # type: ignore[no-any-return]
+    return _STEMMER.stemWord(word)
 
 
 def terms(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
 import hashlib
 import json
@@ -166,12 +167,12 @@ class Meta:
     def copy(self, **changes: Any) -> Meta:
         return _replace(self, **changes)
 
-    def slot_line(self) -> bytes:
+    def slot_line(self) -> builtins.bytes:  # builtins: the field ``bytes`` shadows the type in the class body
         payload = json.dumps({k: getattr(self, k) for k in STORED}, ensure_ascii=False, separators=(",", ":"))
         body = payload.encode("utf-8")
         return b"%s%08x%s%s}" % (_SLOT_START, zlib.crc32(body), _SLOT_MID, body)
 
-    def slot_bytes(self, size: int, line: bytes | None = None) -> bytes | None:
+    def slot_bytes(self, size: int, line: builtins.bytes | None = None) -> builtins.bytes | None:
         """One slot of ``meta.jsonl`` (None when it does not fit in ``size`` bytes)."""
         line = self.slot_line() if line is None else line
         if len(line) + 1 > size:
@@ -179,7 +180,7 @@ class Meta:
         return line + b" " * (size - len(line) - 1) + b"\n"
 
     @classmethod
-    def parse(cls, raw: bytes, path: Path) -> Meta:
+    def parse(cls, raw: builtins.bytes, path: Path) -> Meta:
         """The newest intact slot of a ``meta.jsonl``; CorruptData when there is none."""
         size = len(raw) // 2
         problem = "it is empty" if not raw else f"its size {len(raw)} is not two slots"
@@ -206,7 +207,7 @@ class Meta:
         raise CorruptData(f"{path} holds no intact copy of the session's state ({problem})", path=str(path))
 
     @classmethod
-    def _from_json(cls, body: bytes, path: Path) -> Meta:
+    def _from_json(cls, body: builtins.bytes, path: Path) -> Meta:
         data = json.loads(body)
         if not isinstance(data, dict) or not set(STORED) - _ADDED_IN_V2 <= set(data) <= set(STORED):
             raise TypeError("a slot lacks fields")

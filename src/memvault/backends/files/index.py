@@ -4,12 +4,14 @@ bounded LRU (idempotent appends need the session's ids)."""
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from memvault.backends.files.format import CACHE_IDS, CACHE_SESSIONS, CANONICAL, Meta, line_id, line_seq
+from memvault.backends.files.format import CANONICAL, Meta, line_id, line_seq
+from memvault.caching import LRUCache
 
 
 @dataclass
@@ -35,16 +37,19 @@ class IdIndex:
 class IdIndexes:
     """The per-process id indexes of :class:`~.store.FileStore`."""
 
-    _cache: OrderedDict[tuple[str, str], IdIndex]
+    _cache: LRUCache[tuple[str, str], IdIndex]
     _cache_lock: threading.Lock
+
+    if TYPE_CHECKING:  # provided by the host class (FileStore, from FileIO)
+        def _iter_lines(
+            self, fd: int, lo: int, hi: int, path: Path, block: int = 16384
+        ) -> Iterator[tuple[int, bytes]]: ...
 
     def _index(self, d: Path, meta: Meta, fd: int) -> IdIndex:
         """This process's id index of the session, caught up with ``meta`` (call with the session's stripe held)."""
         key = (meta.namespace, meta.id)
         with self._cache_lock:
             index = self._cache.get(key)
-            if index is not None:
-                self._cache.move_to_end(key)
         if index is None or index.uid != meta.uid or index.gen != meta.gen or index.upto > meta.bytes:
             index = IdIndex(meta.uid, meta.gen, meta.head)
         index.drop_before(meta.head)
@@ -69,9 +74,4 @@ class IdIndexes:
 
     def _remember(self, key: tuple[str, str], index: IdIndex) -> None:
         with self._cache_lock:
-            self._cache[key] = index
-            self._cache.move_to_end(key)
-            total = sum(len(i.ids) for i in self._cache.values())
-            while len(self._cache) > 1 and (len(self._cache) > CACHE_SESSIONS or total > CACHE_IDS):
-                _, old = self._cache.popitem(last=False)
-                total -= len(old.ids)
+            self._cache[key] = index  # re-inserted after each catch-up: its size is counted again

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 try:
     import fcntl
@@ -28,6 +28,17 @@ class SessionLocking:
 
     lock_timeout: float
     _stripes: list[threading.RLock]
+
+    if TYPE_CHECKING:  # provided by the host class (FileStore)
+        def _dir(self, ns: str, sid: str) -> Path: ...
+        def _load_meta(self, d: Path, ns: str | None = None, sid: str | None = None) -> Meta | None: ...
+        def _alive(self, meta: Meta, now: float | None = None) -> bool: ...
+        def _quarantine(self, ns: str, sid: str, d: Path, exc: CorruptData) -> CorruptData: ...
+        @overload
+        def _open_messages(self, d: Path, meta: Meta, *, write: Literal[True]) -> int: ...
+        @overload
+        def _open_messages(self, d: Path, meta: Meta, *, write: bool) -> int | None: ...
+        def _open_messages(self, d: Path, meta: Meta, *, write: bool) -> int | None: ...
 
     def _acquire(self, fd: int, lock: Path) -> None:
         try:
@@ -120,11 +131,11 @@ class SessionLocking:
                 return missing
             fd = self._open_messages(d, meta, write=True) if file else -1
             try:
-                return op(d, meta, fd)  # type: ignore[arg-type]
+                return op(d, meta, fd)
             except FileNotFoundError as exc:
                 raise CorruptData(f"{exc.filename} is missing (meta.jsonl refers to it)", path=exc.filename) from None
             finally:
-                if fd >= 0:  # type: ignore[operator]
-                    os.close(fd)  # type: ignore[arg-type]
+                if fd >= 0:
+                    os.close(fd)
 
         return self._write(ns, sid, False, locked, missing)

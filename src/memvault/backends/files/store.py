@@ -44,12 +44,12 @@ import os
 import shutil
 import threading
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, overload
 
 try:
     import fcntl
@@ -58,17 +58,17 @@ except ImportError:  # pragma: no cover - Windows
 
 from memvault.backends.files.entries import EntriesOnFiles
 from memvault.backends.files.format import (
+    CACHE_IDS,
+    CACHE_SESSIONS,
     COMPACT_MIN,
     ENTRIES_FILE,
     FORMAT_VERSION,
-    LOCK,
     MARKER,
     MESSAGES_FILE,
     META,
     RECORDS_FILE,
     TRUE_WORDS,
     Meta,
-    RecordsDamaged,
     body_size,
     encode_name,
     line_seq,
@@ -78,9 +78,12 @@ from memvault.backends.files.format import (
 )
 from memvault.backends.files.index import IdIndex, IdIndexes
 from memvault.backends.files.io import FileIO
+from memvault.backends.files.listing import ListingOnFiles
 from memvault.backends.files.locking import SessionLocking
+from memvault.backends.files.records import RecordsOnFiles
+from memvault.caching import LRUCache, budget_lru
 from memvault.config import file_path, query_options
-from memvault.contract import AppendOptions, SessionQuery, Store, page_of, pop_range, session_matches
+from memvault.contract import AppendOptions, Store, pop_range
 from memvault.errors import (
     BackendUnavailable,
     CorruptData,
@@ -89,12 +92,13 @@ from memvault.errors import (
     SchemaVersionError,
     SessionNotFound,
 )
-from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
+from memvault.model import Message, Record, SessionInfo, decode_body, from_epoch
+from memvault.validation import merge_session_metadata
 
 logger = logging.getLogger("memvault.files")
 
 
-class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
+class FileStore(EntriesOnFiles, RecordsOnFiles, ListingOnFiles, IdIndexes, SessionLocking, FileIO, Store):
     """Sessions as JSON Lines files under one directory."""
 
     backend: ClassVar[str] = "file"
@@ -112,7 +116,7 @@ class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
         self.bytes_read = 0  # diagnostic: bytes read from message files (tests use it to prove reads stay small)
         self.damaged_lines = 0  # diagnostic: damaged message lines skipped (and logged) by reads
         self._stripes = [threading.RLock() for _ in range(64)]
-        self._cache: OrderedDict[tuple[str, str], IdIndex] = OrderedDict()
+        self._cache: LRUCache[tuple[str, str], IdIndex] = budget_lru(CACHE_IDS, CACHE_SESSIONS, lambda i: len(i.ids))
         self._cache_lock = threading.Lock()
         self._closed = False
         self._open_root()
@@ -205,8 +209,8 @@ class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
             id=meta.id,
             namespace=meta.namespace,
             user_id=meta.user_id,
-            created_at=from_epoch(meta.created_at),  # type: ignore[arg-type]
-            updated_at=from_epoch(meta.updated_at),  # type: ignore[arg-type]
+            created_at=from_epoch(meta.created_at),
+            updated_at=from_epoch(meta.updated_at),
             message_count=meta.count,
             size_bytes=meta.size,
             metadata=meta.metadata,
@@ -239,6 +243,11 @@ class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
         assert data is not None
         self._write_atomic(path, data + data)
         meta.slot, meta.slot_size = 0, size
+
+    @overload
+    def _open_messages(self, d: Path, meta: Meta, *, write: Literal[True]) -> int: ...
+    @overload
+    def _open_messages(self, d: Path, meta: Meta, *, write: bool) -> int | None: ...
 
     def _open_messages(self, d: Path, meta: Meta, *, write: bool) -> int | None:
         """An fd on the committed messages file, after checking it against ``meta``. Writers also set aside an
@@ -424,7 +433,7 @@ class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
                     self._forget(ns, sid)
                     raise
             finally:
-                os.close(fd)  # type: ignore[arg-type]
+                os.close(fd)
             return seqs
 
         return self._write(ns, sid, True, op, [])
@@ -513,7 +522,22 @@ class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
                 self._sweep(d, meta)
             return self._info(meta)
 
-        return self._write(ns, sid, True, op, None)  # type: ignore[arg-type]
+        return self._write(ns, sid, True, op, None)
+
+    @os_errors
+    def update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> SessionInfo:
+        def op(d: Path, meta: Meta | None) -> SessionInfo | None:
+            if meta is None or not self._alive(meta):
+                return None
+            meta.metadata = merge_session_metadata(meta.metadata, json.loads(json.dumps(dict(metadata))), replace)
+            meta.updated_at = max(meta.updated_at, self.clock())
+            self._commit(d, meta)
+            return self._info(meta)
+
+        info = self._write(ns, sid, False, op, None)
+        if info is None:
+            raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
+        return info
 
     @os_errors
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
@@ -701,209 +725,7 @@ class FileStore(EntriesOnFiles, IdIndexes, SessionLocking, FileIO, Store):
 
         return self._read(ns, sid, op, [])
 
-    # -- records -------------------------------------------------------------------------------------------------
-    def _load_records(self, d: Path, meta: Meta) -> dict[str, dict[str, Any]]:
-        """{kind: {key: data}}. Raises FileNotFoundError when a concurrent write replaced the file."""
-        if not meta.records:
-            return {}
-        path = d / meta.records_file
-        raw = path.read_bytes()
-        try:
-            kinds = json.loads(raw)
-            if not isinstance(kinds, dict) or not all(isinstance(v, dict) for v in kinds.values()):
-                raise TypeError("not an object of kind -> {key: data}")
-            return kinds
-        except (ValueError, TypeError) as exc:
-            raise CorruptData(f"{path} is not a readable records file ({exc})", path=str(path)) from None
-
-    def _save_records(self, d: Path, meta: Meta, kinds: dict[str, dict[str, Any]]) -> None:
-        """Write the records as a new generation file, commit it, then remove the previous one."""
-        kinds = {kind: table for kind, table in kinds.items() if table}
-        if kinds:
-            meta.rgen += 1
-            meta.records = meta.rgen
-            body = json.dumps(kinds, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-            self._new_file(d, meta.records_file, body)
-        else:
-            meta.records = 0
-        self._commit(d, meta)
-        self._sweep(d, meta)
-
-    @os_errors
-    def put_record(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
-        try:
-            value = json.loads(json.dumps(data, ensure_ascii=False, allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            raise InvalidMessage(f"record data must be JSON-serializable: {exc}") from None
-
-        def op(d: Path, meta: Meta | None) -> bool:
-            if meta is None or not self._alive(meta):
-                return False
-            kinds = self._records_locked(d, meta)
-            kinds.setdefault(kind, {})[key] = value
-            self._save_records(d, meta, kinds)
-            return True
-
-        if not self._write(ns, sid, False, op, False):
-            raise SessionNotFound(f"session {sid!r} does not exist in namespace {ns!r}")
-
-    def _records_locked(self, d: Path, meta: Meta) -> dict[str, dict[str, Any]]:
-        """The records, with the session's lock held. An unreadable or missing records file costs only the
-        records: it is moved aside (never deleted) with a warning and the session goes on with none, its messages
-        untouched."""
-        try:
-            return self._load_records(d, meta)
-        except (FileNotFoundError, CorruptData) as exc:
-            path = d / meta.records_file
-            aside = path.with_name(f"{path.name}.corrupt-{stamp()}")
-            with suppress(FileNotFoundError):
-                os.rename(path, aside)
-            logger.warning("session %r/%r: records file %s unusable (%s); moved to %s, the session continues "
-                           "without its records (summaries and vectors are rebuilt on demand)", meta.namespace,
-                           meta.id, path, exc, aside)
-            meta.records = 0
-            self._commit(d, meta)
-            return {}
-
-    @os_errors
-    def get_records(
-        self, ns: str, sid: str, kind: str, *, keys: Sequence[str] | None = None, last: int | None = None
-    ) -> list[tuple[str, dict[str, Any]]]:
-        def pick(kinds: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-            table = kinds.get(kind, {})
-            chosen = sorted(table.items()) if keys is None else sorted((k, table[k]) for k in set(keys) if k in table)
-            if last is not None:
-                chosen = chosen[-last:] if last else []
-            return chosen
-
-        def op(d: Path, meta: Meta, fd: int) -> list[tuple[str, dict[str, Any]]]:
-            try:
-                return pick(self._load_records(d, meta))
-            except CorruptData as exc:
-                raise RecordsDamaged from exc  # not the session's corruption: handled below, under the lock
-
-        try:
-            return self._read(ns, sid, op, [], file=False)
-        except RecordsDamaged:
-            def repair(d: Path, meta: Meta | None) -> list[tuple[str, dict[str, Any]]]:
-                return [] if meta is None or not self._alive(meta) else pick(self._records_locked(d, meta))
-
-            return self._write(ns, sid, False, repair, [])
-
-    @os_errors
-    def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
-        def op(d: Path, meta: Meta | None) -> int:
-            if meta is None or not self._alive(meta):
-                return 0
-            kinds = self._records_locked(d, meta)
-            table = kinds.get(kind, {})
-            doomed = list(table) if keys is None else [k for k in set(keys) if k in table]
-            if not doomed:
-                return 0
-            for k in doomed:
-                del table[k]
-            self._save_records(d, meta, kinds)
-            return len(doomed)
-
-        return self._write(ns, sid, False, op, 0)
-
-    # -- listing, purge, lifecycle -------------------------------------------------------------------------------
-    def _scan(self, ns_dir: Path) -> Iterator[tuple[Path, Meta]]:
-        """Every session of a namespace directory; corrupt ones are moved aside with a warning and skipped."""
-        try:
-            entries = sorted(os.scandir(ns_dir), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for entry in entries:
-            if "." in entry.name or not entry.is_dir():
-                continue  # moved aside (.corrupt-/.deleted-) or not ours
-            d = Path(entry.path)
-            try:
-                meta = self._load_meta(d)
-            except CorruptData as exc:
-                self._quarantine_listed(d, exc)
-                continue
-            if meta is not None:
-                if encode_name(meta.id) != d.name or encode_name(meta.namespace) != ns_dir.name:
-                    self._quarantine_listed(
-                        d,
-                        CorruptData(
-                            f"{d / META} names session {meta.namespace!r}/{meta.id!r}, which lives elsewhere",
-                            path=str(d / META),
-                        ),
-                    )
-                    continue
-                yield d, meta
-
-    def _quarantine_listed(self, d: Path, exc: CorruptData) -> None:
-        """Move aside a corrupt session found while listing, if it is still corrupt under its lock."""
-        lock = d / LOCK
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            return  # already gone
-        try:
-            self._acquire(fd, lock)
-            if not os.path.samestat(os.stat(lock), os.fstat(fd)):
-                return
-            try:
-                self._load_meta(d)
-                return  # repaired or rewritten meanwhile
-            except CorruptData:
-                pass
-            base = d.with_name(f"{d.name}.corrupt-{stamp()}")
-            target, n = base, 0
-            while target.exists():
-                n += 1
-                target = base.with_name(f"{base.name}-{n}")
-            os.rename(d, target)
-            logger.warning("skipping corrupt session in %s: %s; moved it aside to %s", d.parent, exc, target)
-        except FileNotFoundError:
-            return
-        finally:
-            os.close(fd)
-
-    def _namespaces(self) -> list[Path]:
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and "." not in p.name)
-
-    @os_errors
-    def list_sessions(self, query: SessionQuery) -> Page[SessionInfo]:
-        if self._closed:
-            raise BackendUnavailable(f"file store {self.root} is closed")
-        now = self.clock()
-        infos = [
-            self._info(meta)
-            for _, meta in self._scan(self.root / encode_name(query.namespace))
-            if meta.namespace == query.namespace and self._alive(meta, now)
-        ]
-        return page_of([i for i in infos if session_matches(i, query)], query)
-
-    @os_errors
-    def purge_expired(self) -> int:
-        if self._closed:
-            raise BackendUnavailable(f"file store {self.root} is closed")
-        purged = 0
-        for ns_dir in self._namespaces():
-            for _, meta in list(self._scan(ns_dir)):
-                if self._alive(meta):
-                    continue
-                with self._locked(meta.namespace, meta.id, create=False) as d:
-                    if d is None:
-                        continue
-                    try:
-                        current = self._load_meta(d, meta.namespace, meta.id)
-                    except CorruptData as exc:
-                        self._quarantine(meta.namespace, meta.id, d, exc)
-                        continue
-                    if current is None or self._alive(current):
-                        continue
-                    gone = d.with_name(f"{d.name}.deleted-{uuid.uuid4().hex[:12]}")
-                    os.rename(d, gone)
-                    self._forget(meta.namespace, meta.id)
-                shutil.rmtree(gone, ignore_errors=True)
-                purged += 1
-        return purged
-
+    # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:
         if self._closed:
             raise BackendUnavailable(f"file store {self.root} is closed")

@@ -54,15 +54,26 @@ class PostgresAsyncStore(AsyncStore):
     async def run_plan(self, plan_fn: Callable[..., Plan[R]], *args: Any, **kwargs: Any) -> R:
         """Execute a plan on a pooled async connection, retrying transient failures (as the sync face does)."""
         store = self._store
+
+        async def attempt_once() -> R:
+            if store._down_since is not None:  # the breaker is open: fail at once, or probe when one is due
+                if time.monotonic() < store._next_probe:
+                    raise store._still_down()
+                await asyncio.to_thread(store._probe)
+            async with self._checkout() as conn:
+                return await drive_async(conn, plan_fn(*args, **kwargs))
+
         try:
+            try:
+                return await attempt_once()
+            except Exception as exc:
+                pause = store.first_retry_wait(exc)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
             async for attempt in AsyncRetrying(retry=store.should_retry, wait=retry_wait, reraise=True):
                 with attempt:
-                    if store._down_since is not None:  # the breaker is open: fail at once, or probe when one is due
-                        if time.monotonic() < store._next_probe:
-                            raise store._still_down()
-                        await asyncio.to_thread(store._probe)
-                    async with self._checkout() as conn:
-                        result = await drive_async(conn, plan_fn(*args, **kwargs))
+                    result = await attempt_once()
             return result
         except Unreachable as exc:
             raise store._fail(exc) from None

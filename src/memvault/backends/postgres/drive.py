@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
+from psycopg.pq import TransactionStatus
 
 R = TypeVar("R")
 
@@ -24,6 +25,9 @@ class Q:
 
     sql: str
     params: Sequence[Any] | Mapping[str, Any] | None = None
+    #: parameters and results in PostgreSQL's binary format: bytea travels as is instead of as hex text (a 1 MiB
+    #: value is written ~8x and read ~6x faster)
+    binary: bool = False
 
 
 class _Marker:
@@ -46,10 +50,17 @@ RETRY = (
 )
 
 
+def _owns_transaction(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether a plan run on ``conn`` ends the transaction it works in (not autocommit, none open before)."""
+    return not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+
+
 def drive_sync(conn: psycopg.Connection[Any], plan: Plan[R]) -> R:
-    """Run ``plan`` on ``conn``; each BEGIN..COMMIT span is one transaction."""
+    """Run ``plan`` on ``conn``; each BEGIN..COMMIT span is one transaction. On a non-autocommit connection the
+    plan's work is committed at its end, unless the caller had a transaction open: then it joins that one."""
     stack: list[Any] = []
     send: Any = None
+    ours = _owns_transaction(conn)
     try:
         while True:
             try:
@@ -66,18 +77,18 @@ def drive_sync(conn: psycopg.Connection[Any], plan: Plan[R]) -> R:
                 stack.pop().__exit__(None, None, None)
                 send = None
             else:
-                cur = conn.execute(step.sql, step.params)
+                cur = conn.execute(step.sql, step.params, binary=step.binary)
                 send = cur.fetchall() if cur.description is not None else []
         while stack:
             stack.pop().__exit__(None, None, None)
-        if not conn.autocommit:
+        if ours:
             conn.commit()
         return result
     except BaseException as exc:
         while stack:
             with contextlib.suppress(Exception):
                 stack.pop().__exit__(type(exc), exc, exc.__traceback__)
-        if not conn.autocommit and not conn.broken:
+        if ours and not conn.broken:
             with contextlib.suppress(Exception):
                 conn.rollback()
         raise
@@ -86,9 +97,10 @@ def drive_sync(conn: psycopg.Connection[Any], plan: Plan[R]) -> R:
 
 
 async def drive_async(conn: psycopg.AsyncConnection[Any], plan: Plan[R]) -> R:
-    """The async twin of :func:`_drive_sync` (same plan, awaited I/O)."""
+    """The async twin of :func:`drive_sync` (same plan, awaited I/O)."""
     stack: list[Any] = []
     send: Any = None
+    ours = _owns_transaction(conn)
     try:
         while True:
             try:
@@ -105,18 +117,18 @@ async def drive_async(conn: psycopg.AsyncConnection[Any], plan: Plan[R]) -> R:
                 await stack.pop().__aexit__(None, None, None)
                 send = None
             else:
-                cur = await conn.execute(step.sql, step.params)
+                cur = await conn.execute(step.sql, step.params, binary=step.binary)
                 send = await cur.fetchall() if cur.description is not None else []
         while stack:
             await stack.pop().__aexit__(None, None, None)
-        if not conn.autocommit:
+        if ours:
             await conn.commit()
         return result
     except BaseException as exc:
         while stack:
             with contextlib.suppress(Exception):
                 await stack.pop().__aexit__(type(exc), exc, exc.__traceback__)
-        if not conn.autocommit and not conn.broken:
+        if ours and not conn.broken:
             with contextlib.suppress(Exception):
                 await conn.rollback()
         raise

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -27,22 +27,26 @@ from memvault.backends.postgres.sql import (
     GET,
     GET_ENTRIES,
     LOCK,
+    METADATA_MERGE,
+    METADATA_REPLACE,
     POP,
     POP_IDS,
     POP_LOCK,
     PURGE,
     PURGE_LOCK,
     PUT_ENTRIES,
+    PUT_ENTRY,
     PUT_RECORD,
     SCAN_ENTRIES,
+    UPDATE_METADATA,
     WRITE,
 )
 from memvault.config import mask_url
-from memvault.contract import MAX_PAGE, AppendOptions, Entry, SessionQuery, pop_range
+from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, SessionQuery, pop_range
 from memvault.cursors import decode_cursor, encode_cursor
-from memvault.errors import InvalidCursor, InvalidFilter, InvalidMessage, SessionNotFound
+from memvault.errors import InvalidCursor, InvalidFilter, InvalidMessage, InvalidMetadata, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch, to_epoch
-from memvault.validation import check_limit
+from memvault.validation import MAX_SESSION_METADATA_BYTES, check_limit
 
 #: characters of a message's text that go into its tsvector (a tsvector holds at most 1 MB)
 MAX_INDEXED_CHARS = 100_000
@@ -109,6 +113,15 @@ def _epoch(value: datetime | float | None, what: str) -> float | None:
 class PostgresPlans:
     """The plans; the host class provides ``clock``, ``_sql``, ``display_conninfo``, ``schema`` and ``fts_config``."""
 
+    if TYPE_CHECKING:  # provided by the host class (PostgresStore)
+        backend: ClassVar[str]
+        schema: str
+        has_vector: bool
+        _display: str
+        clock: Clock
+
+        def _sql(self, template: str) -> str: ...
+
     # -- row mapping -------------------------------------------------------------------------------------------------
     def _info(self, row: Sequence[Any]) -> SessionInfo:
         sid, ns, user, created, updated, count, size, meta, expires, last_seq = row[:10]
@@ -116,8 +129,8 @@ class PostgresPlans:
             id=sid,
             namespace=ns,
             user_id=user,
-            created_at=from_epoch(created),  # type: ignore[arg-type]
-            updated_at=from_epoch(updated),  # type: ignore[arg-type]
+            created_at=from_epoch(created),
+            updated_at=from_epoch(updated),
             message_count=count,
             size_bytes=size,
             metadata=meta if isinstance(meta, dict) else json.loads(meta),
@@ -182,6 +195,21 @@ class PostgresPlans:
     def _p_get_session(self, ns: str, sid: str) -> Plan[SessionInfo | None]:
         rows = yield Q(self._sql(GET), {"ns": ns, "sid": sid, "now": self.clock()})
         return self._info(rows[0]) if rows else None
+
+    def _p_update_metadata(
+        self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool
+    ) -> Plan[SessionInfo]:
+        sql = UPDATE_METADATA.replace("{MERGED}", METADATA_REPLACE if replace else METADATA_MERGE)
+        params = {"ns": ns, "sid": sid, "now": self.clock(), "limit": MAX_SESSION_METADATA_BYTES,
+                  "md": json.dumps(dict(metadata), ensure_ascii=False, separators=(",", ":"), allow_nan=False)}
+        rows = yield Q(self._sql(sql), params)
+        if rows:
+            return self._info(rows[0])
+        live = yield Q(self._sql(GET), params)
+        if not live:
+            raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
+        raise InvalidMetadata(f"session metadata of {sid!r} would exceed {MAX_SESSION_METADATA_BYTES} bytes after "
+                              "this update (nothing was changed)")
 
     def _p_delete_session(self, ns: str, sid: str) -> Plan[bool]:
         yield BEGIN
@@ -355,11 +383,11 @@ class PostgresPlans:
 
     def _p_delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> Plan[int]:
         sql = "WITH d AS (DELETE FROM {s}.records WHERE namespace = %(ns)s AND session_id = %(sid)s AND kind = %(kind)s"
-        params: dict[str, Any] = {"ns": ns, "sid": sid, "kind": kind}
+        params: dict[str, Any] = {"ns": ns, "sid": sid, "kind": kind, "now": self.clock()}
         if keys is not None:
             sql += " AND key = ANY(%(keys)s::text[])"
             params["keys"] = list(dict.fromkeys(keys))
-        rows = yield Q(self._sql(sql + " RETURNING 1) SELECT count(*) FROM d"), params)
+        rows = yield Q(self._sql(sql + " AND {LIVE_SESSION} RETURNING 1) SELECT count(*) FROM d"), params)
         return int(rows[0][0])
 
     # -- entries -------------------------------------------------------------------------------------------------
@@ -375,10 +403,16 @@ class PostgresPlans:
                 chosen[(entry.kind, entry.key)] = i
         params = self._append_params(ns, sid, [], options)
         order = sorted(chosen.values())
-        params.update(kinds=[entries[i].kind for i in order], keys=[entries[i].key for i in order],
-                      values=[bytes(entries[i].value) for i in order])
         conflict = "DO NOTHING" if if_absent else "DO UPDATE SET value = excluded.value"
-        rows = yield Q(self._sql(PUT_ENTRIES.replace("{CONFLICT}", conflict)), params)
+        if len(order) == 1:  # scalar parameters: a big value (an artifact chunk) passes several times faster
+            one = entries[order[0]]
+            params.update(kind=one.kind, key=one.key, value=bytes(one.value))
+            sql = PUT_ENTRY
+        else:
+            params.update(kinds=[entries[i].kind for i in order], keys=[entries[i].key for i in order],
+                          values=[bytes(entries[i].value) for i in order])
+            sql = PUT_ENTRIES
+        rows = yield Q(self._sql(sql.replace("{CONFLICT}", conflict)), params, binary=True)
         written = {(kind, key) for kind, key in rows}
         return [chosen[(e.kind, e.key)] == i and (e.kind, e.key) in written if if_absent else (e.kind, e.key) in written
                 for i, e in enumerate(entries)]
@@ -395,14 +429,15 @@ class PostgresPlans:
         params = self._append_params(ns, sid, records, options)
         params.update(cap=options.max_messages, kinds=[e.kind for e in last.values()],
                       keys=[e.key for e in last.values()], values=[bytes(e.value) for e in last.values()])
-        rows = yield Q(self._sql(APPEND_ENTRIES), params)
+        rows = yield Q(self._sql(APPEND_ENTRIES), params, binary=True)
         return list(rows[0][0])
 
     def _p_get_entries(self, ns: str, sid: str, kind: str, keys: Sequence[str]) -> Plan[dict[str, bytes]]:
         wanted = [k for k in dict.fromkeys(keys) if "\x00" not in k]
         if not wanted:
             return {}
-        rows = yield Q(self._sql(GET_ENTRIES), {"ns": ns, "sid": sid, "kind": kind, "keys": wanted, "now": self.clock()})
+        rows = yield Q(self._sql(GET_ENTRIES), {"ns": ns, "sid": sid, "kind": kind, "keys": wanted, "now": self.clock()},
+                       binary=True)
         return {key: bytes(value) for key, value in rows}
 
     def _p_scan_entries(
@@ -413,14 +448,14 @@ class PostgresPlans:
         sql = (SCAN_ENTRIES.replace("{VALUE}", "''::bytea" if keys_only else "value").replace("{RANGE}", span)
                .replace("{ORDER}", "DESC" if reverse else "ASC"))
         rows = yield Q(self._sql(sql), {"ns": ns, "sid": sid, "kind": kind, "start": start, "stop": stop,
-                                        "limit": limit, "now": self.clock()})
+                                        "limit": limit, "now": self.clock()}, binary=True)
         return [(key, bytes(value)) for key, value in rows]
 
     def _p_delete_entries(
         self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None, *, start: str | None = None,
         stop: str | None = None,
     ) -> Plan[int]:
-        params: dict[str, Any] = {"ns": ns, "sid": sid, "kind": kind, "start": start, "stop": stop}
+        params: dict[str, Any] = {"ns": ns, "sid": sid, "kind": kind, "start": start, "stop": stop, "now": self.clock()}
         if keys is not None:
             params["keys"] = [k for k in dict.fromkeys(keys) if "\x00" not in k]
             if not params["keys"]:

@@ -140,6 +140,15 @@ ON CONFLICT (namespace, session_id, kind, key) {CONFLICT}
 RETURNING t.kind, t.key
 """
 
+# put_entries of ONE entry (an artifact chunk, a state version): scalar parameters. A bytea[] parameter costs
+# ~50 ms per MiB to pass (psycopg's array dumping and the server's array input), a bytea parameter ~10 ms.
+PUT_ENTRY = PUT_ENTRIES.replace(
+    "SELECT %(ns)s, %(sid)s, x.kind, x.key, x.value\n"
+    "FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(values)s::bytea[]) AS x(kind, key, value)\n",
+    "SELECT %(ns)s, %(sid)s, %(kind)s::text, %(key)s::text, %(value)s::bytea\n",
+)
+assert PUT_ENTRY != PUT_ENTRIES
+
 # messages and entries in one statement (one commit): the function appends, the insert runs after it in the
 # same snapshot chain (data-modifying CTEs always run to completion)
 APPEND_ENTRIES = """
@@ -173,9 +182,32 @@ ORDER BY key {{ORDER}} LIMIT %(limit)s
 DELETE_ENTRIES = """
 WITH d AS (
     DELETE FROM {s}.entries WHERE namespace = %(ns)s AND session_id = %(sid)s AND kind = %(kind)s{KEYS}
+        AND {LIVE_SESSION}
     RETURNING 1
 ) SELECT count(*) FROM d
 """
+
+
+# update_metadata, one statement: the SET expression reads the row it updates (after waiting for its lock), so two
+# concurrent merges both land. {MERGED} is the new metadata (merge or replace, below); the size guard keeps the
+# session metadata limit (measured on the stored text). No row back: missing, expired or too large (see the plan).
+UPDATE_METADATA = f"""
+UPDATE {{s}}.sessions x SET metadata = {{MERGED}}, updated_at = greatest(x.updated_at, %(now)s)
+WHERE x.namespace = %(ns)s AND x.id = %(sid)s AND (x.expires_at IS NULL OR x.expires_at > %(now)s)
+    AND octet_length(({{MERGED}})::text) <= %(limit)s
+RETURNING {COLS}
+"""
+
+# the current metadata with the update's top-level keys set: existing keys keep their place and their verbatim
+# JSON (json_each on json keeps the text: 1e300 stays 1e300), new keys follow in the update's order
+METADATA_MERGE = """(SELECT COALESCE(json_object_agg(u.k, u.v ORDER BY u.pos), '{}'::json) FROM (
+    SELECT o.k, COALESCE(n.v, o.v) AS v, o.pos
+    FROM json_each(x.metadata) WITH ORDINALITY AS o(k, v, pos) LEFT JOIN json_each(%(md)s::json) AS n(k, v) ON n.k = o.k
+    UNION ALL
+    SELECT n.k, n.v, 1000000000 + n.pos FROM json_each(%(md)s::json) WITH ORDINALITY AS n(k, v, pos)
+    WHERE NOT EXISTS (SELECT 1 FROM json_each(x.metadata) AS o(k, v) WHERE o.k = n.k)
+) u)"""
+METADATA_REPLACE = "%(md)s::json"
 
 
 def render(template: str, schema: pgsql.Composable, cfg: pgsql.Composable, conn: Any) -> str:

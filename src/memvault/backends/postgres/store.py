@@ -24,17 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
 from psycopg import sql as pgsql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolClosed, PoolTimeout
 from tenacity import RetryCallState, Retrying, wait_random_exponential
 
@@ -52,7 +54,10 @@ logger = logging.getLogger("memvault.postgres")
 
 DEFAULT_SCHEMA = "memvault"
 MAX_RETRIES = 5
-_CONFLICT_WAIT = wait_random_exponential(multiplier=0.005, max=0.25)
+#: pauses after write conflicts, full jitter: up to 5 ms after the first attempt (run outside tenacity), then up to
+#: 10 ms, 20 ms, ... 250 ms between tenacity's attempts
+_FIRST_CONFLICT_WAIT = 0.005
+_CONFLICT_WAIT = wait_random_exponential(multiplier=2 * _FIRST_CONFLICT_WAIT, max=0.25)
 
 
 def retry_wait(state: RetryCallState) -> float:
@@ -63,7 +68,7 @@ def retry_wait(state: RetryCallState) -> float:
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 #: URL query keys that configure memvault rather than libpq
-_OPTION_KEYS = {
+_OPTION_KEYS: dict[str, Callable[[str], Any]] = {
     "schema": str,
     "min_size": int,
     "max_size": int,
@@ -80,6 +85,17 @@ _OPTION_KEYS = {
 
 #: seconds between reconnect probes while the server is unreachable
 PROBE_INTERVAL = 1.0
+
+
+def _pool_conninfo(pool: ConnectionPool[Any] | AsyncConnectionPool[Any]) -> str:
+    """A pool's conninfo. memvault opens connections and pools of its own from it, so it takes pools made with a
+    conninfo string (psycopg_pool also accepts a callable there, which memvault does not support)."""
+    return cast(str, pool.conninfo)
+
+
+def _pool_kwargs(pool: ConnectionPool[Any] | AsyncConnectionPool[Any]) -> dict[str, Any]:
+    """A copy of a pool's connection kwargs (a dict or None, as with the conninfo: no callable)."""
+    return dict(cast("dict[str, Any] | None", pool.kwargs) or {})
 
 
 class Unreachable(Exception):
@@ -165,14 +181,14 @@ class PostgresStore(PostgresPlans, PlannedStore):
 
         self._conn = connection
         self._pool = pool
-        self._apool = apool
+        self._apool: AsyncConnectionPool[Any] | LoopConnections | None = apool
         self._apool_loop: asyncio.AbstractEventLoop | None = None
         self._apool_owned = False
         if conninfo is None:
             if pool is not None:
-                conninfo = pool.conninfo
+                conninfo = _pool_conninfo(pool)
             elif apool is not None:
-                conninfo = apool.conninfo
+                conninfo = _pool_conninfo(apool)
             elif connection is not None:
                 conninfo = connection.info.dsn
             else:
@@ -189,7 +205,7 @@ class PostgresStore(PostgresPlans, PlannedStore):
                 if apool is not None:
                     # sync calls need a sync pool: derive one from the async pool's parameters
                     self._pool = ConnectionPool(
-                        apool.conninfo, kwargs=dict(apool.kwargs or {}), min_size=0, max_size=max_size,
+                        _pool_conninfo(apool), kwargs=_pool_kwargs(apool), min_size=0, max_size=max_size,
                         timeout=self.pool_timeout, open=False, name="memvault-sync",
                     )
                 else:
@@ -214,9 +230,13 @@ class PostgresStore(PostgresPlans, PlannedStore):
         except BaseException:
             self.close()
             raise
+        caps = set(type(self).capabilities)
+        if self._conn is not None:
+            caps.discard("native_async")  # one shared sync connection: its async face offloads to a worker thread
         if self.has_vector:
-            self.capabilities = type(self).capabilities | {"vector"}  # type: ignore[misc]
+            caps.add("vector")
             self.recall_engine = "postgres"  # pgvector + tsvector; without pgvector the in-process engine
+        self.capabilities = frozenset(caps)  # type: ignore[misc]
         self._aio_face: AsyncStore | None = None
 
     # -- construction ------------------------------------------------------------------------------------------------
@@ -235,7 +255,7 @@ class PostgresStore(PostgresPlans, PlannedStore):
                     if key in ("ttl", "statement_timeout", "prepare_threshold") and value.lower() in ("none", ""):
                         found[key] = None
                     else:
-                        found[key] = _OPTION_KEYS.get(key, float)(value)  # type: ignore[operator]
+                        found[key] = _OPTION_KEYS.get(key, float)(value)
                 except ValueError:
                     raise InvalidURL(f"bad value {value!r} for {key} in {mask_url(url)!r}") from None
             else:
@@ -315,7 +335,19 @@ class PostgresStore(PostgresPlans, PlannedStore):
             raise PoolClosed("store closed")
         if self._conn is not None:
             with self._lock:
-                yield self._conn
+                conn = self._conn
+                ours = not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE
+                try:
+                    yield conn
+                except BaseException:
+                    if ours and not conn.broken and conn.info.transaction_status == TransactionStatus.INTRANS:
+                        conn.rollback()
+                    raise
+                # a plain SELECT on a non-autocommit connection opens a transaction nobody would end: later writes
+                # would become savepoints inside it, never committed. What this use opened, it ends (a transaction
+                # the caller had open before stays theirs to commit).
+                if ours and conn.info.transaction_status == TransactionStatus.INTRANS:
+                    conn.commit()
             return
         if self._down_since is not None:
             self._probe()  # fails at once while the server is down; a fresh pool once it answers again
@@ -363,8 +395,8 @@ class PostgresStore(PostgresPlans, PlannedStore):
                 raise self._still_down()
             self._next_probe = now + PROBE_INTERVAL
             pool = self._pool
-            conninfo = pool.conninfo if pool is not None else self._conninfo
-            kwargs = dict(pool.kwargs or {}) if pool is not None else dict(self._kwargs)
+            conninfo = _pool_conninfo(pool) if pool is not None else self._conninfo
+            kwargs = _pool_kwargs(pool) if pool is not None else dict(self._kwargs)
             kwargs["connect_timeout"] = max(1, round(min(self.connect_timeout, 2.0)))
             try:
                 psycopg.connect(conninfo, **kwargs).close()
@@ -373,7 +405,7 @@ class PostgresStore(PostgresPlans, PlannedStore):
             self._down_since = None
             old = self._pool
             if old is not None and old in self._owned:
-                fresh = ConnectionPool(old.conninfo, kwargs=dict(old.kwargs or {}), min_size=self.min_size,
+                fresh = ConnectionPool(old.conninfo, kwargs=_pool_kwargs(old), min_size=self.min_size,
                                        max_size=self.max_size, timeout=self.pool_timeout, open=False, name=old.name)
                 fresh.open(wait=False)
                 self._pool = fresh
@@ -406,17 +438,35 @@ class PostgresStore(PostgresPlans, PlannedStore):
             return False
         return isinstance(exc, psycopg.OperationalError) and attempt < 2
 
+    def first_retry_wait(self, exc: BaseException) -> float | None:
+        """After a plan's first attempt failed with ``exc``: None to give up, else the pause before the retries.
+        The first attempt runs outside tenacity (a Retrying loop costs ~15 µs a call, and nearly every call
+        succeeds at once); the retries run through it, numbered from 2."""
+        if not self._retry(exc, 1):
+            return None
+        logger.debug("postgres: retrying a plan after %s (attempt 1)", type(exc).__name__)
+        return random.uniform(0, _FIRST_CONFLICT_WAIT) if isinstance(exc, RETRY) else 0.0
+
     def should_retry(self, state: RetryCallState) -> bool:
-        """tenacity's retry predicate for :meth:`run_plan` (both faces)."""
+        """tenacity's retry predicate for the retries of :meth:`run_plan` (both faces; attempt 1 came before)."""
         exc = state.outcome.exception() if state.outcome is not None else None
-        if exc is None or not self._retry(exc, state.attempt_number):
+        attempt = state.attempt_number + 1
+        if exc is None or not self._retry(exc, attempt):
             return False
-        logger.debug("postgres: retrying a plan after %s (attempt %d)", type(exc).__name__, state.attempt_number)
+        logger.debug("postgres: retrying a plan after %s (attempt %d)", type(exc).__name__, attempt)
         return True
 
     def run_plan(self, plan_fn: Callable[..., Plan[R]], *args: Any, **kwargs: Any) -> R:
         """Execute a plan (see :mod:`.drive`) on a pooled connection, retrying transient failures."""
         try:
+            try:
+                with self._checkout() as conn:
+                    return drive_sync(conn, plan_fn(*args, **kwargs))
+            except Exception as exc:
+                pause = self.first_retry_wait(exc)
+                if pause is None:
+                    raise
+                time.sleep(pause)
             for attempt in Retrying(retry=self.should_retry, wait=retry_wait, reraise=True):
                 with attempt, self._checkout() as conn:
                     result = drive_sync(conn, plan_fn(*args, **kwargs))
@@ -433,9 +483,9 @@ class PostgresStore(PostgresPlans, PlannedStore):
         if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) or isinstance(
                 exc, psycopg.errors.QueryCanceled):
             return
-        kwargs = {**dict(self._pool.kwargs or {}), "connect_timeout": 1} if self._pool is not None else self._kwargs
+        kwargs = {**_pool_kwargs(self._pool), "connect_timeout": 1} if self._pool is not None else self._kwargs
         try:
-            psycopg.connect(self._pool.conninfo if self._pool is not None else self._conninfo, **kwargs).close()
+            psycopg.connect(_pool_conninfo(self._pool) if self._pool is not None else self._conninfo, **kwargs).close()
         except psycopg.Error:
             self._went_down()
 
@@ -606,7 +656,7 @@ class PostgresStore(PostgresPlans, PlannedStore):
         if pool is None or (self._apool_owned and self._apool_loop is not loop):
             # an async pool belongs to one event loop; a store used from a new loop gets a new pool
             if self._pool is not None and self._pool not in self._owned:
-                conninfo, kwargs = self._pool.conninfo, dict(self._pool.kwargs or {})
+                conninfo, kwargs = _pool_conninfo(self._pool), _pool_kwargs(self._pool)
             else:
                 conninfo, kwargs = self._conninfo, dict(self._kwargs)
             pool = LoopConnections(conninfo, kwargs, self.max_size, self.pool_timeout)

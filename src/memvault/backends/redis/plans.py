@@ -10,7 +10,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis.exceptions import ResponseError
 
@@ -44,15 +44,17 @@ from memvault.backends.redis.scripts import (
     PUT_RECORD,
     READ,
     SCAN_ENTRIES,
+    UPDATE_METADATA,
 )
-from memvault.contract import MAX_PAGE, AppendOptions, Entry, SessionQuery
+from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, SessionQuery
 from memvault.cursors import decode_cursor, encode_cursor
-from memvault.errors import CorruptData, SessionNotFound
+from memvault.errors import BackendUnavailable, CorruptData, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
-from memvault.validation import check_limit, metadata_matches
+from memvault.validation import check_limit, merge_session_metadata, metadata_matches
 
 logger = logging.getLogger("memvault.redis")
 CHUNK = 500
+CAS_ATTEMPTS = 100
 
 
 class _IndexWalk:
@@ -91,6 +93,16 @@ class _IndexWalk:
 class RedisPlans:
     """The plans; see the module docstring for what the host class provides."""
 
+    if TYPE_CHECKING:  # provided by the host class (RedisStore)
+        backend: ClassVar[str]
+        prefix: str
+        mode: str
+        native_slack: float
+        clock: Clock
+
+        @property
+        def url(self) -> str: ...
+
     # -- keys ----------------------------------------------------------------------------------------------------
     def _base(self, ns: str, sid: str) -> str:
         return f"{self.prefix}{{{escape_tag(ns)}\x1f{escape_tag(sid)}}}:"
@@ -127,8 +139,8 @@ class RedisPlans:
                 id=sid,
                 namespace=ns,
                 user_id=None if user is None else as_text(user),
-                created_at=from_epoch(float(created)),  # type: ignore[arg-type]
-                updated_at=from_epoch(float(updated)),  # type: ignore[arg-type]
+                created_at=from_epoch(float(created)),
+                updated_at=from_epoch(float(updated)),
                 message_count=int(count),
                 size_bytes=int(size or 0),
                 metadata=metadata,
@@ -197,6 +209,32 @@ class RedisPlans:
     def _p_count(self, ns: str, sid: str) -> Plan:
         (raw,) = yield [Eval(INFO, self._keys(ns, sid, 2), (lua_num(self.clock()),))]
         return 0 if isinstance(raw, int) else int(raw[7])
+
+    def _p_update_metadata(self, ns: str, sid: str, metadata: Mapping[str, Any], replace: bool) -> Plan:
+        # read, merge here (exact JSON numbers), then a compare-and-set script; a concurrent change makes it retry
+        keys = self._keys(ns, sid, 2)
+        for _ in range(CAS_ATTEMPTS):
+            now = lua_num(self.clock())
+            expected = ""
+            current: dict[str, Any] = {}
+            if not replace:
+                (raw,) = yield [Eval(INFO, keys, (now,))]
+                if isinstance(raw, int):
+                    break
+                expected = "{}" if raw[4] is None else as_text(raw[4])
+                current = self._info(ns, sid, raw).metadata
+            merged = merge_session_metadata(current, metadata, replace)
+            script = Eval(UPDATE_METADATA, keys, (now, expected, json.dumps(merged, ensure_ascii=False),
+                                                  "r" if replace else "m"))
+            result = yield from self._indexed(script, ("ZADD", self._index(ns), "XX", "GT", now, sid))
+            if not isinstance(result, int):
+                return self._info(ns, sid, result)
+            if result == 0:
+                break
+        else:
+            raise BackendUnavailable(f"Redis at {self.url}: the metadata of session {sid!r} kept changing during "
+                                     f"{CAS_ATTEMPTS} update attempts; retry")
+        raise SessionNotFound(f"no session {sid!r} in namespace {ns!r} (never written, deleted or expired)")
 
     def _p_delete_session(self, ns: str, sid: str) -> Plan:
         script = Eval(DELETE_SESSION, self._keys(ns, sid), (lua_num(self.clock()),))
@@ -283,7 +321,7 @@ class RedisPlans:
             return 0
         s, _, _, k = self._keys(ns, sid)
         wanted = () if keys is None else tuple(dict.fromkeys(keys))
-        (n,) = yield [Eval(DELETE_RECORDS, (s, k), (kind, *wanted))]
+        (n,) = yield [Eval(DELETE_RECORDS, (s, k), (lua_num(self.clock()), kind, *wanted))]
         return int(n)
 
     # -- entries: P{T}:ev (hash "<kind>\0<key>" -> value) and P{T}:ez (the same members, for lex ranges) ----------
@@ -350,7 +388,7 @@ class RedisPlans:
             args: tuple[Any, ...] = ("k", *(f"{kind}\x00{k}" for k in wanted))
         else:
             args = ("r", *self._lex(kind, start, stop))
-        (n,) = yield [Eval(DELETE_ENTRIES, self._entry_keys(ns, sid), args)]
+        (n,) = yield [Eval(DELETE_ENTRIES, self._entry_keys(ns, sid), (lua_num(self.clock()), *args))]
         return int(n)
 
     def _p_list_sessions(self, query: SessionQuery) -> Plan:

@@ -88,6 +88,7 @@ class RedisStore(RedisPlans, PlannedStore):
             self.default_ttl = parse_ttl(ttl)  # type: ignore[misc]
         self._aio_loop: Any = None
         self._aio_gate: asyncio.Semaphore | None = None
+        self._aio_ready: Any = None  # the async Cluster client whose cluster map is loaded
         self._closed = False
 
     # -- construction --------------------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class RedisStore(RedisPlans, PlannedStore):
             from memvault.backends.redis.aio import RedisAsyncStore
 
             self._aio = RedisAsyncStore(self)
-        return self._aio  # type: ignore[no-any-return]
+        return self._aio
 
     # -- clients and errors --------------------------------------------------------------------------------------
     def _sync_client(self) -> Any:
@@ -204,6 +205,11 @@ class RedisStore(RedisPlans, PlannedStore):
             gate = self._aio_gate
             if gate is None:
                 return await run_async(client, plan)
+            if self._aio_ready is not client:
+                # redis-py's async RedisCluster breaks commands that race its lazy first initialize() (a
+                # connection is closed under them): load the cluster map before any command runs (locked, idempotent)
+                await client.initialize()
+                self._aio_ready = client
             async with gate:
                 return await run_async(client, plan)
         except RedisError as exc:

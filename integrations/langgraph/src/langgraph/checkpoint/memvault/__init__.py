@@ -122,7 +122,7 @@ class MemvaultSaver(BaseCheckpointSaver[str]):
     def _from_memvault(self, message: Message) -> BaseMessage:
         sealed = message.extras.get(SEALED) if isinstance(message.extras, dict) else None
         if sealed is not None:
-            return self.serde.loads_typed((sealed[0], base64.b64decode(sealed[1])))  # type: ignore[no-any-return]
+            return self.serde.loads_typed((sealed[0], base64.b64decode(sealed[1])))
         return from_memvault(message)
 
     # -- the decoded cache -----------------------------------------------------------------------------------------
@@ -144,10 +144,10 @@ class MemvaultSaver(BaseCheckpointSaver[str]):
 
     def _forget(self, thread: str) -> None:
         with self._lock:
-            for key in [k for k in self._lists if k[0] == thread]:
-                self._lists.pop(key, None)
-            for key in [k for k in self._latest if k[0] == thread]:
-                del self._latest[key]
+            for list_key in [k for k in self._lists if k[0] == thread]:
+                self._lists.pop(list_key, None)
+            for latest_key in [k for k in self._latest if k[0] == thread]:
+                del self._latest[latest_key]
 
     # -- configs ---------------------------------------------------------------------------------------------------
     @staticmethod
@@ -174,7 +174,7 @@ class MemvaultSaver(BaseCheckpointSaver[str]):
                 values[channel] = self.serde.loads_typed(value)
             elif (cached := self._cached(thread, ns, channel, vtext)) is not None:
                 values[channel] = list(cached[0])  # a new list: the caller may change it, the cache stays
-        checkpoint = self.serde.loads_typed(stored.checkpoint)
+        checkpoint: Checkpoint = self.serde.loads_typed(stored.checkpoint)
         return CheckpointTuple(
             config=self._config(thread, ns, stored.checkpoint_id),
             checkpoint={**checkpoint, "channel_values": values},

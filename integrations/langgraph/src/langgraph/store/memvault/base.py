@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from langgraph.store.base import (
     BaseStore,
@@ -70,10 +70,11 @@ def search_index(index: IndexConfig | Mapping[str, Any] | str | None) -> core.Se
         index = {"embed": index}
     if not isinstance(index, Mapping):
         raise InvalidEmbedder(f"index must be an IndexConfig dict, 'memvault' or None, got {type(index).__name__}")
-    unknown = set(index) - {"dims", "embed", "fields", "mode", "dense_weight", "model_id", "text_fields"}
+    options = cast("Mapping[str, Any]", index)
+    unknown = set(options) - {"dims", "embed", "fields", "mode", "dense_weight", "model_id", "text_fields"}
     if unknown:
         raise InvalidEmbedder(f"unknown index option(s) {sorted(unknown)}")
-    embed = index.get("embed", "default")
+    embed = options.get("embed", "default")
     if isinstance(embed, str) and (embed in _MEMVAULT_EMBEDDERS or embed == "hash" or embed.startswith("hash-")):
         spec: Any = "default" if embed == "memvault" else embed
     elif embed is None:
@@ -83,10 +84,10 @@ def search_index(index: IndexConfig | Mapping[str, Any] | str | None) -> core.Se
             spec = ensure_embeddings(embed)
         except ValueError as exc:
             raise InvalidEmbedder(str(exc)) from None
-    fields = index.get("fields") or index.get("text_fields") or ["$"]
-    return core.SearchIndex(embed=spec, fields=fields, dims=index.get("dims"), mode=index.get("mode", "hybrid"),
-                            dense_weight=index.get("dense_weight", 0.5),
-                            model_id=index.get("model_id") or _model_id(embed))
+    fields = options.get("fields") or options.get("text_fields") or ["$"]
+    return core.SearchIndex(embed=spec, fields=fields, dims=options.get("dims"), mode=options.get("mode", "hybrid"),
+                            dense_weight=options.get("dense_weight", 0.5),
+                            model_id=options.get("model_id") or _model_id(embed))
 
 
 def ttl_policy(ttl: TTLConfig | Mapping[str, Any] | None) -> core.TTLPolicy:
@@ -124,9 +125,11 @@ def _from_core(result: Any) -> Result:
     if isinstance(result, core.Item):
         return _item(result)
     if isinstance(result, list) and result and isinstance(result[0], core.Hit):
-        return [MemvaultSearchItem(namespace=h.namespace, key=h.key, value=h.value, created_at=h.created_at,
-                                   updated_at=h.updated_at, score=h.score, signals=h.signals) for h in result]
-    return result  # type: ignore[no-any-return]
+        hits: list[SearchItem] = [
+            MemvaultSearchItem(namespace=h.namespace, key=h.key, value=h.value, created_at=h.created_at,
+                               updated_at=h.updated_at, score=h.score, signals=h.signals) for h in result]
+        return hits
+    return result
 
 
 class MemvaultStore(BaseStore):

@@ -41,10 +41,10 @@ class MemvaultEmbedding(BaseEmbedding):
         return int(self._embedder.dimension)
 
     def embed(self, texts: Any) -> np.ndarray:
-        return self._embedder.embed(list(texts))  # type: ignore[no-any-return]
+        return self._embedder.embed(list(texts))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._embedder.embed_query(text)  # type: ignore[no-any-return]
+        return self._embedder.embed_query(text)
 
     # BaseEmbedding
     def _get_query_embedding(self, query: str) -> list[float]:

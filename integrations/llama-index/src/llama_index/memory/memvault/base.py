@@ -73,7 +73,7 @@ class MemvaultMemory(BaseMemory):
         return "MemvaultMemory"
 
     @classmethod
-    def from_defaults(  # type: ignore[override]
+    def from_defaults(
         cls,
         session_id: str = "default",
         *,

@@ -128,7 +128,8 @@ class MemvaultVectorStore(BasePydanticVectorStore):
         embed_model: Any = None,
         **memory_options: Any,
     ) -> None:
-        super().__init__(url=url, namespace=namespace, collection_name=collection_name)
+        # pydantic's dataclass_transform gives super().__init__ the base model's fields only, not this class's
+        super().__init__(url=url, namespace=namespace, collection_name=collection_name)  # type: ignore[call-arg]
         self._memory = open_memory(url, memory, memory_options)
         self._collection = self._memory.collection(collection_name, namespace=namespace, embedder=embed_model)
 
@@ -148,10 +149,10 @@ class MemvaultVectorStore(BasePydanticVectorStore):
     # -- writes ----------------------------------------------------------------------------------------------------
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Upsert nodes by node id; returns their ids."""
-        return self._collection.upsert([_node_to_document(n, self.flat_metadata) for n in nodes])  # type: ignore[no-any-return]
+        return self._collection.upsert([_node_to_document(n, self.flat_metadata) for n in nodes])
 
     async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        return await self._collection.aupsert([_node_to_document(n, self.flat_metadata) for n in nodes])  # type: ignore[no-any-return]
+        return await self._collection.aupsert([_node_to_document(n, self.flat_metadata) for n in nodes])
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the source document ``ref_doc_id``."""

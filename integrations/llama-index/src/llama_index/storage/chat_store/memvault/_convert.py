@@ -98,12 +98,12 @@ def to_chat_message(message: Message) -> ChatMessage:
     li = message.extras.get(EXTRAS_KEY)
     if isinstance(li, dict):
         content = message.content
-        role, kwargs = li.get("role", message.role), li.get("additional_kwargs", {})
+        role, extra = li.get("role", message.role), li.get("additional_kwargs", {})
         if isinstance(content, str):  # the common case, ~5x cheaper than validating block dicts
-            return ChatMessage(role=role, blocks=[TextBlock(text=content)], additional_kwargs=kwargs)
+            return ChatMessage(role=role, blocks=[TextBlock(text=content)], additional_kwargs=extra)
         blocks = content
         return ChatMessage.model_validate(
-            {"role": role, "additional_kwargs": kwargs, "blocks": blocks}
+            {"role": role, "additional_kwargs": extra, "blocks": blocks}
         )
     kwargs: dict[str, Any] = {}
     if message.tool_calls:

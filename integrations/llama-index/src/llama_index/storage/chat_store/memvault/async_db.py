@@ -42,6 +42,12 @@ def _status(value: Any) -> MessageStatus | None:
     return None if value is None else MessageStatus(value)
 
 
+def _seq(message: Message) -> int:
+    """The seq of a message read from the store (a store assigns one to every message it holds)."""
+    assert message.seq is not None, f"message {message.id!r} has no seq"
+    return message.seq
+
+
 def _check_count(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
@@ -74,7 +80,7 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
                 break
             taken.extend(await session.apop(ids=[m.id for m in targets]))
         self._remember(session, None)
-        return sorted(taken, key=lambda m: m.seq)  # type: ignore[arg-type, return-value]
+        return sorted(taken, key=_seq)
 
     # -- the status model ------------------------------------------------------------------------------------------
     async def _watermark(self, session: Session) -> int:
@@ -91,7 +97,7 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
             found.extend(m for m in page if not is_archived(m))  # flagged archived messages are skipped
             if len(page) < asked:
                 break
-            start = page[-1].seq + 1  # type: ignore[operator]
+            start = _seq(page[-1]) + 1
         return found[offset:want]
 
     async def _archived(self, session: Session) -> list[Message]:
@@ -202,8 +208,8 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
         snapshot, used = _SNAPSHOTS.get().get(snap_key, ((), 0))
         targets = list(snapshot[used : used + n])
         if len(targets) < n:  # nothing (or not enough) remembered: continue from the live queue
-            after = max([m.seq for m in snapshot] + [0])  # type: ignore[type-var]
-            live = [m for m in await self._active(session, n - len(targets) + len(snapshot)) if m.seq > after]
+            after = max([_seq(m) for m in snapshot] + [0])
+            live = [m for m in await self._active(session, n - len(targets) + len(snapshot)) if _seq(m) > after]
             targets.extend(live[: n - len(targets)])
         if snapshot:
             snapshots = dict(_SNAPSHOTS.get())
@@ -211,7 +217,7 @@ class MemvaultAsyncChatStore(MemvaultStoreBase, AsyncDBChatStore):
             _SNAPSHOTS.set(snapshots)
         if not targets:
             return []
-        mark = max(m.seq for m in targets)  # type: ignore[type-var]
+        mark = max(_seq(m) for m in targets)
         aio = self._memory.store.aio
         await aio.put_record(session.namespace, session.id, ARCHIVE_KIND, f"{mark:020d}", {"seq": mark})
         marks = await aio.get_records(session.namespace, session.id, ARCHIVE_KIND)

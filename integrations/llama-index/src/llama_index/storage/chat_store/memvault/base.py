@@ -118,7 +118,7 @@ class MemvaultChatStore(MemvaultStoreBase, BaseChatStore):
 
     def get_messages(self, key: str) -> list[ChatMessage]:
         """The key's messages, oldest first ([] for an unknown key)."""
-        return run(self._get(key))  # type: ignore[no-any-return]
+        return run(self._get(key))
 
     def add_message(self, key: str, message: ChatMessage) -> None:
         """Append one message."""
@@ -126,37 +126,37 @@ class MemvaultChatStore(MemvaultStoreBase, BaseChatStore):
 
     def delete_messages(self, key: str) -> list[ChatMessage] | None:
         """Delete the key; return its messages (None if the key did not exist)."""
-        return run(self._delete_all(key))  # type: ignore[no-any-return]
+        return run(self._delete_all(key))
 
     def delete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Delete the message at position ``idx`` (negative counts from the end); the rest keep their order."""
-        return run(self._delete_at(key, idx))  # type: ignore[no-any-return]
+        return run(self._delete_at(key, idx))
 
     def delete_last_message(self, key: str) -> ChatMessage | None:
         """Delete and return the newest message (None if there is none)."""
-        return run(self._delete_last(key))  # type: ignore[no-any-return]
+        return run(self._delete_last(key))
 
     def get_keys(self) -> list[str]:
         """Every key (session) in this store's namespace, most recently updated first (paged listing, no scan)."""
-        return run(self._keys())  # type: ignore[no-any-return]
+        return run(self._keys())
 
     async def aset_messages(self, key: str, messages: list[ChatMessage]) -> None:
         await arun(self._set(key, messages))
 
     async def aget_messages(self, key: str) -> list[ChatMessage]:
-        return await arun(self._get(key))  # type: ignore[no-any-return]
+        return await arun(self._get(key))
 
     async def async_add_message(self, key: str, message: ChatMessage) -> None:
         await arun(self._add(key, message))
 
     async def adelete_messages(self, key: str) -> list[ChatMessage] | None:
-        return await arun(self._delete_all(key))  # type: ignore[no-any-return]
+        return await arun(self._delete_all(key))
 
     async def adelete_message(self, key: str, idx: int) -> ChatMessage | None:
-        return await arun(self._delete_at(key, idx))  # type: ignore[no-any-return]
+        return await arun(self._delete_at(key, idx))
 
     async def adelete_last_message(self, key: str) -> ChatMessage | None:
-        return await arun(self._delete_last(key))  # type: ignore[no-any-return]
+        return await arun(self._delete_last(key))
 
     async def aget_keys(self) -> list[str]:
-        return await arun(self._keys())  # type: ignore[no-any-return]
+        return await arun(self._keys())
