@@ -228,5 +228,26 @@ def _cluster(request: pytest.FixtureRequest, token: str, tmp_path: Path) -> tupl
     return request.getfixturevalue("redis_cluster_url"), _options(token)
 
 
+def _client(request: pytest.FixtureRequest, token: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """A ``redis.Redis`` the test owns, given to the store (memvault derives its async twin, never closes it)."""
+    import redis
+
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    request.addfinalizer(client.close)
+    return client, _options(token)
+
+
+def _cluster_client(request: pytest.FixtureRequest, token: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """A ``redis.cluster.RedisCluster`` the test owns, given to the store."""
+    from redis.cluster import ClusterNode, RedisCluster
+
+    nodes = request.getfixturevalue("redis_cluster_nodes")
+    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes])
+    request.addfinalizer(client.close)
+    return client, _options(token)
+
+
 #: name -> factory(request, token, tmp_path) -> (target, options); see tests/backends.py
 FACTORIES: dict[str, Any] = {"redis": _standalone, "redis-cluster": _cluster}
+#: the same servers reached through client objects the application already has (see tests/backends.py FLAVOURS)
+FLAVOURS: dict[str, Any] = {"redis-client": _client, "redis-cluster-client": _cluster_client}

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -29,6 +30,11 @@ def _retry(retries: int) -> Retry:
     # redis-py's default retry backs off for seconds when a server is down; memvault fails fast instead (a retried
     # script is safe: appends are idempotent by message id).
     return Retry(ExponentialBackoff(cap=0.1, base=0.01), retries)
+
+
+def _aretry(retries: int) -> AsyncRetry:
+    """:func:`_retry` for the clients that type-check it as redis.asyncio's Retry (the async cluster client)."""
+    return AsyncRetry(ExponentialBackoff(cap=0.1, base=0.01), retries)
 
 
 _OUR_OPTIONS = {
@@ -124,7 +130,7 @@ def connect_url(url: str, options: dict[str, Any]) -> tuple[Connector, dict[str,
     query = dict(parse_qsl(parts.query))
     merged: dict[str, Any] = {**{k: v for k, v in query.items() if k in _OUR_OPTIONS}, **options}
     passthrough = {k: v for k, v in query.items() if k not in _OUR_OPTIONS}
-    store_kw = {k: merged.pop(k) for k in ("prefix", "ttl", "native_slack", "clock", "max_message_bytes") if k in merged}
+    store_kw: dict[str, Any] = {k: merged.pop(k) for k in ("prefix", "ttl", "native_slack", "clock", "max_message_bytes") if k in merged}
     pool_size = int(merged.pop("pool_size", merged.pop("max_connections", DEFAULT_POOL_SIZE)))
     timeouts = {
         "socket_connect_timeout": float(
@@ -191,21 +197,21 @@ def connect_url(url: str, options: dict[str, Any]) -> tuple[Connector, dict[str,
             from redis.asyncio.cluster import ClusterNode, RedisCluster
 
             nodes = [ClusterNode(h, p) for h, p in hosts]
-            return RedisCluster(startup_nodes=nodes, retry=_retry(retries), **kw)
+            return RedisCluster(startup_nodes=nodes, retry=_aretry(retries), **kw)
 
         connector = Connector("cluster", shown, make_sync, make_async, async_limit=pool_size)
     elif scheme == "redis+sentinel":
         user, pw, hosts = _netloc(parts.netloc)
-        path = [p for p in parts.path.split("/") if p]
-        if not hosts or not path:
+        segments = [p for p in parts.path.split("/") if p]
+        if not hosts or not segments:
             raise InvalidURL(f"{shown}: write redis+sentinel://[:password@]host:26379[,host:port]/service[/db]")
-        service = unquote(path[0])
+        service = unquote(segments[0])
         kw = {**timeouts, **extra, "retry": _retry(retries), "max_connections": pool_size, **passthrough}
         if pw is not None or password is not None:
             kw["password"] = password if password is not None else pw
         if user:
             kw["username"] = user
-        kw["db"] = int(db if db is not None else (path[1] if len(path) > 1 else 0))
+        kw["db"] = int(db if db is not None else (segments[1] if len(segments) > 1 else 0))
         sentinel_kw = {**timeouts}
         if sentinel_password is not None:
             sentinel_kw["password"] = sentinel_password
@@ -231,7 +237,7 @@ def connect_client(client: Any, aclient: Any, options: dict[str, Any]) -> tuple[
     """Wrap a client you already have: ``redis.Redis``, ``redis.cluster.RedisCluster``, a Sentinel
     ``master_for(...)`` client, or their ``redis.asyncio`` twins. memvault never closes clients it did not
     create; the missing flavour (async for a sync client and vice versa) is built from the same settings."""
-    store_kw = {k: options.pop(k) for k in ("prefix", "ttl", "native_slack", "clock", "max_message_bytes") if k in options}
+    store_kw: dict[str, Any] = {k: options.pop(k) for k in ("prefix", "ttl", "native_slack", "clock", "max_message_bytes") if k in options}
     if options:
         raise InvalidURL(f"options {sorted(options)} cannot be applied to an existing client; configure the client")
     is_async = type(client).__module__.startswith("redis.asyncio")
@@ -274,7 +280,7 @@ def _describe(client: Any) -> tuple[str, str, Callable[[], Any] | None]:
     if hasattr(client, "get_primaries") or hasattr(client, "nodes_manager"):  # RedisCluster, sync or async
         nodes = client.get_nodes()
         hosts = ",".join(f"{n.host}:{n.port}" for n in nodes)
-        kw = _portable(getattr(client, "nodes_manager", None).connection_kwargs if not is_async else client.connection_kwargs)
+        kw = _portable(client.nodes_manager.connection_kwargs if not is_async else client.connection_kwargs)
         kw.pop("host", None)
         kw.pop("port", None)
         kw.pop("db", None)
