@@ -14,6 +14,7 @@ from memvault import Memory
 from memvault.contract import AppendOptions, Entry
 from memvault.documents import DocumentStore, Get, Put, Search, SearchIndex, compile_filter, texts_at_path
 from memvault.documents import layout as docs
+from memvault.documents import store as document_store
 from memvault.errors import CorruptData, EmbeddingModelMismatch, InvalidFilter
 from memvault.kv import KeyValueStore
 
@@ -90,8 +91,8 @@ def test_updates_compact_the_cache_without_changing_results(memory: Memory, monk
 
 
 def test_a_pruned_change_log_makes_a_lagging_cache_reload(memory: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docs, "LOG_KEEP", 5)
-    monkeypatch.setattr(docs, "LOG_PRUNE_EVERY", 5)
+    monkeypatch.setattr(document_store, "LOG_KEEP", 5)  # where the store reads them
+    monkeypatch.setattr(document_store, "LOG_PRUNE_EVERY", 5)
     reader, writer = DocumentStore(memory, index=HASH), DocumentStore(memory, index=HASH)
     writer.put(("p",), "first", {"text": "pear"})
     assert [h.key for h in reader.search(("p",), query="pear")] == ["first"]

@@ -178,14 +178,19 @@ def test_expired_and_deleted_items_are_never_returned_from_the_cache(mv: StoreFa
 
 
 def test_a_refresh_elsewhere_keeps_the_item_alive_in_this_cache(mv: StoreFactory) -> None:
+    ttl = 1.2  # seconds; the checks below are timed from measured instants, so a slow call only narrows margins
     with store_on(mv.location) as store, store_on(mv.location) as other:
-        store.put(("r",), "k", {"v": 1}, ttl=0.6 / 60)
+        assert other.get(("r",), "absent") is None  # both clients connected before the clock starts
+        store.put(("r",), "k", {"v": 1}, ttl=ttl / 60)
+        first_expiry = time.monotonic() + ttl  # at the latest
         assert [i.key for i in store.search(("r",), refresh_ttl=False)] == ["k"]  # this cache holds the old expiry
-        time.sleep(0.35)
-        assert other.get(("r",), "k", refresh_ttl=True) is not None  # expiry moves to ~0.95 s
-        time.sleep(0.4)  # past the first expiry, before the refreshed one
+        time.sleep(max(0.0, first_expiry - ttl + 0.6 - time.monotonic()))
+        refreshed_at = time.monotonic()  # the refreshed expiry is at least refreshed_at + ttl
+        assert other.get(("r",), "k", refresh_ttl=True) is not None
+        time.sleep(max(0.0, first_expiry + 0.1 - time.monotonic()))  # past the first expiry
         assert [i.key for i in store.search(("r",), refresh_ttl=False)] == ["k"]
         assert store.sweep_ttl() == 0
+        assert time.monotonic() < refreshed_at + ttl, "too slow to tell the two expiries apart"
 
 
 # ------------------------------------------------------------------------------------------------ typed errors
