@@ -292,16 +292,27 @@ class Timed:
         self.calls.clear()
 
 
+def invoke_step(graph: Any, text: str, config: dict[str, Any]) -> float:
+    """One step (a human message in, the graph runs to its end); its wall time in ms. durability="sync": each put
+    runs before the graph goes on, so a saver's time is its own (with LangGraph's default "async" the puts run on a
+    thread competing with the graph for the GIL, and measure both). No garbage collection inside: every saver shares
+    this process, and a full collection walks what all of them hold (InMemorySaver keeps every checkpoint of every
+    thread), so it would land on whichever saver happens to run."""
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        graph.invoke({"messages": [{"role": "user", "content": text}]}, config, durability="sync")
+        return (time.perf_counter() - t0) * 1000
+    finally:
+        gc.enable()
+
+
 def measure_step(graph: Any, saver: BaseCheckpointSaver, timer: Timed, size_of: Callable[[str], int], workload: str, n: int) -> dict[str, float]:
     config = {"configurable": {"thread_id": f"bench-{uuid.uuid4().hex}"}}
     graph.update_state(config, {"messages": history(n)})  # untimed fill
     gc.collect()  # the fill's garbage is the fill's cost: not collected inside the timed step
     timer.reset()
-    t0 = time.perf_counter()
-    # durability="sync": each put runs before the graph goes on, so a saver's time is its own (with LangGraph's
-    # default "async" the puts run on a thread competing with the graph for the GIL, and measure both)
-    graph.invoke({"messages": [{"role": "user", "content": WORKLOADS[workload][1]}]}, config, durability="sync")
-    invoke_ms = (time.perf_counter() - t0) * 1000
+    invoke_ms = invoke_step(graph, WORKLOADS[workload][1], config)
     step = dict(timer.ms)
     calls = dict(timer.calls)
     t0 = time.perf_counter()
@@ -375,10 +386,10 @@ def bench_growth(env: Env, names: list[str], target: int, marks: list[int]) -> d
             config = {"configurable": {"thread_id": f"grow-{uuid.uuid4().hex}"}}
             runs.append((name, build_graph(saver, False), timer, size_of, config, []))
         for step in range(1, target // 2 + 1):
+            gc.collect()  # between rounds, never inside a timed step (see invoke_step)
             for name, graph, timer, size_of, config, recent in runs:
                 timer.reset()
-                graph.invoke({"messages": [{"role": "user", "content": f"turn {step}: " + "tell me more " * 8}]},
-                             config, durability="sync")
+                invoke_step(graph, f"turn {step}: " + "tell me more " * 8, config)
                 recent.append(timer.ms.get("put", 0.0) + timer.ms.get("put_writes", 0.0))
                 del recent[:-10]
                 if 2 * step in marks:
