@@ -46,6 +46,7 @@ from memvault.model import from_epoch
 from memvault.validation import (
     MAX_SESSION_METADATA_BYTES,
     check_artifact_name,
+    check_content_type,
     check_int,
     check_metadata,
     check_number,
@@ -66,7 +67,6 @@ DEFAULT_MAX_BYTES = 1 << 30
 SWEEP_GRACE = 15 * 60.0
 HEARTBEAT = 16  # chunks between a save's progress marks
 SCHEME = "memvault://"
-_MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$")
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,7 @@ def _json(value: Any) -> bytes:
 def _content_type(value: object, name: str) -> str:
     if value is None:
         return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
-    if not isinstance(value, str) or len(value) > 255 or not _MIME.match(value) or any(ord(c) < 32 for c in value):
-        raise InvalidArtifact(f"content_type must be a MIME type such as 'text/plain', got {str(value)[:60]!r}")
-    return value
+    return check_content_type(value)
 
 
 def _metadata(value: object) -> dict[str, Any]:
@@ -157,8 +155,18 @@ class _Source:
         self._pos = 0
         self.size: int | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
-            self._view = memoryview(source).cast("B")
+            try:
+                view = memoryview(source)
+            except ValueError as exc:  # a released memoryview
+                raise InvalidArtifact(f"cannot read the artifact's memoryview: {exc}") from None
+            if not view.c_contiguous:
+                raise InvalidArtifact("an artifact's memoryview must be C-contiguous (a bytes-like object); pass "
+                                      "bytes(view) for a strided view (e.g. view[::2])")
+            self._view = view.cast("B")
             self.size = len(self._view)
+        elif isinstance(source, io.TextIOBase):
+            raise InvalidArtifact(f"an artifact is read from a binary file object, not a text one "
+                                  f"({type(source).__name__}): open it in binary mode ('rb') or encode the text")
         elif isinstance(source, os.PathLike):
             try:
                 self._file = open(source, "rb")  # noqa: SIM115 - closed by close()
@@ -187,10 +195,12 @@ class _Source:
         got = 0
         while got < n:
             part = self._file.read(n - got)
+            if not isinstance(part, (bytes, bytearray, memoryview)):
+                # str (a text-mode file), or None (a non-blocking stream with no data yet: not an end of file)
+                raise InvalidArtifact(f"the file object returned {type(part).__name__}, not bytes; pass a blocking "
+                                      "file object opened in binary mode ('rb')")
             if not part:
                 break
-            if not isinstance(part, (bytes, bytearray, memoryview)):
-                raise InvalidArtifact(f"the file object returned {type(part).__name__}; open it in binary mode ('rb')")
             parts.append(bytes(part))
             got += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)

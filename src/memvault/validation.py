@@ -446,6 +446,27 @@ def check_artifact_name(value: object) -> str:
     return name
 
 
+#: a MIME type: ``type/subtype`` tokens, optionally followed by ``; parameters``
+_MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$", re.DOTALL)
+MAX_CONTENT_TYPE_CHARS = 255
+
+
+def check_content_type(value: object) -> str:
+    """An artifact content type: a MIME type (``type/subtype``, optionally ``; parameters``) of at most 255
+    characters, valid UTF-8 text without control characters (C0, DEL, C1). It is stored in the version record (JSON)
+    and sent back as a header by whoever serves the artifact, so what cannot be encoded, or would split a header,
+    is refused here, before anything is written."""
+    from memvault.errors import InvalidArtifact
+
+    shown = repr(value[:60]) if isinstance(value, str) else type(value).__name__
+    if not isinstance(value, str) or len(value) > MAX_CONTENT_TYPE_CHARS or not _MIME.match(value):
+        raise InvalidArtifact(f"content_type must be a MIME type such as 'text/plain', got {shown}")
+    problem = _text_ok(value, False)
+    if problem or not _CONTROL.isdisjoint(value):
+        raise InvalidArtifact(f"content_type {shown} {problem or 'holds control characters'}; it must be plain text")
+    return value
+
+
 def check_state_data(value: object) -> dict[str, Any]:
     """One version of a session's state: a dict (a Mapping is copied) of JSON values with the metadata rules (NUL
     allowed), encoding to at most MAX_STATE_BYTES."""
@@ -477,6 +498,7 @@ __all__ = [
     "MAX_ARTIFACT_NAME_BYTES",
     "MAX_STATE_BYTES",
     "check_artifact_name",
+    "check_content_type",
     "check_state_data",
     "merge_session_metadata",
     "MAX_K",

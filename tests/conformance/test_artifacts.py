@@ -107,6 +107,64 @@ def test_sources_files_paths_and_streams(mem: Memory, tmp_path: Path) -> None:
     assert _entries(mem, "src", SAVE) == []
 
 
+def test_content_types_that_cannot_be_stored_are_refused_before_anything_is_written(mem: Memory) -> None:
+    """Regression (test_fuzz_artifact_args): a lone surrogate in a content type's parameters passed the MIME check
+    and the save failed with a raw UnicodeEncodeError at its commit point; DEL and C1 characters were stored."""
+    s = mem.session("ctype")
+    art = s.artifacts
+    art.save("keep.txt", b"kept")
+    before = art.manifest()
+    for bad in ("text/plain; a=\ud800", "\ud800/x", "text/plain; q=\x7f", "text/plain; charset=\x85",
+                "text/plain; a=\x00", "text/plain\n", "text/plain; a=b\nX-Injected: 1", "a/" + "b" * 300):
+        with pytest.raises(InvalidArtifact):
+            art.save("bad.txt", b"x", content_type=bad)
+        with pytest.raises(InvalidArtifact):
+            art.save("keep.txt", b"x", content_type=bad)
+    assert art.manifest() == before and art.load("keep.txt") == b"kept"
+    assert [k.split("\x1f")[0] for k in _entries(mem, "ctype", CHUNK)] == ["keep.txt"]
+    assert _entries(mem, "ctype", SAVE) == []
+    fine = "multipart/form-data; boundary=\"é--x\""
+    assert art.load(art.save("ok.txt", b"ok", content_type=fine).name) == b"ok"
+    assert art.info("ok.txt").content_type == fine
+
+
+def test_strided_or_released_memoryviews_are_refused_cleanly(mem: Memory) -> None:
+    """Regression (test_fuzz_artifact_args): a strided memoryview (not C-contiguous) raised a raw TypeError from
+    ``memoryview.cast``."""
+    art = mem.session("views").artifacts
+    released = memoryview(b"gone")
+    released.release()
+    for bad in (memoryview(b"abcdef")[::2], memoryview(b"abcdef")[::-1], released):
+        with pytest.raises(InvalidArtifact):
+            art.save("bad.bin", bad)
+    assert art.manifest() == {} and _entries(mem, "views", CHUNK) == [] and _entries(mem, "views", SAVE) == []
+    assert art.load(art.save("view.bin", memoryview(b"<<abc>>")[2:-2]).name) == b"abc"  # contiguous: fine
+    assert art.load(art.save("grid.bin", memoryview(b"abcdef").cast("B", (2, 3))).name) == b"abcdef"
+
+
+def test_text_mode_sources_are_refused_even_when_empty(mem: Memory, tmp_path: Path) -> None:
+    """Regression (test_fuzz_artifact_args): an empty text-mode file (or a stream whose read() returned "" or None)
+    was stored as an empty artifact instead of being refused like a non-empty one."""
+    art = mem.session("texts").artifacts
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+
+    class Returns:
+        def __init__(self, value: Any) -> None:
+            self.value = value
+
+        def read(self, n: int = -1) -> Any:
+            return self.value
+
+    with path.open(encoding="utf-8") as text_file:
+        for bad in (text_file, io.StringIO(""), Returns(""), Returns(None), Returns("text")):
+            with pytest.raises(InvalidArtifact):
+                art.save("bad.bin", bad)
+    assert art.manifest() == {} and _entries(mem, "texts", CHUNK) == [] and _entries(mem, "texts", SAVE) == []
+    with path.open("rb") as binary_file:
+        assert art.save("empty.bin", binary_file).size == 0  # an empty binary file is an empty artifact
+
+
 def test_seek_and_partial_reads(mem: Memory) -> None:
     art = mem.session("seek").artifacts
     data = _blob(3 * MB)

@@ -13,7 +13,13 @@ oracle, per example:
   JSON equality (objects regardless of key order, arrays ordered, ``true`` only equals booleans, ``1 == 1.0``,
   strings exact) identically on every backend;
 - data stored before (a few seeded sessions, a summary and a collection) never changes: it is snapshotted once
-  and compared after every example.
+  and compared after every example;
+- session state, metadata updates and artifacts (``state_args``, ``update_metadata``, ``artifact_args``,
+  ``artifact_urls``; rules in docs/limits.md and docs/state-and-artifacts.md): what succeeds reads back exactly
+  (``state.get()`` is the data set, its history names what changed; a merge keeps the existing keys' places; an
+  artifact loads back byte-identical with the returned size and sha256, by name, version and URL), a refused call
+  changes nothing (state version, session metadata and ``updated_at``, manifest, no chunk left), and a seeded state
+  and seeded artifacts join the snapshot.
 
 Defects are collected, not raised on the spot: every example runs, each distinct defect (kind + where it was
 raised) is kept with its shortest witness, and the test fails at the end listing them all (with the backend, the
@@ -34,13 +40,19 @@ pytest's terminal summary.
 
 from __future__ import annotations
 
+import array
+import asyncio
 import base64
+import hashlib
+import io
 import json
 import math
+import mimetypes
 import os
 import re
 import time
 import traceback
+import unicodedata
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -48,15 +60,19 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NoReturn
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from memvault import Memory, Message, SessionInfo
+from memvault.artifacts import CHUNK, SAVE
 from memvault.compression import CompressionPolicy
-from memvault.errors import MemvaultError, SessionNotFound
+from memvault.errors import ArtifactNotFound, ArtifactTooLarge, MemvaultError, SessionNotFound, StateConflict
 from memvault.recall import Document
 from tests.backends import MemoryFactory
 from tests.conftest import FakeClock
@@ -76,8 +92,9 @@ _COMMON: dict[str, Any] = {
     ],
 }
 #: examples per target and backend (plus the explicit ones, see EXPLICIT). "ci" is what fits the suite's CI budget
-#: (measured on 2 cores: about 7 minutes for all targets on the six backends of the registry); "nightly" is the
-#: issue's >= 2,000 per target and backend (about 4x that time).
+#: (measured on 2 cores: about 7 minutes for all targets on the six backends of the registry, plus about 1 minute
+#: for the four state / artifact targets, at most ~6 s each per backend); "nightly" is the issue's >= 2,000 per
+#: target and backend (about 4x that time).
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {"max_examples": 600, "derandomize": True},
     "nightly": {"max_examples": 2500, "derandomize": False},
@@ -623,6 +640,9 @@ class Fuzz:
         self.target = "?"
         self.ledger: dict[tuple[Any, ...], Defect] = {}
         self.stats = TargetStats()
+        #: more seeded data a target adds (name -> read it back), snapshotted and compared like the rest
+        self.extra: dict[str, Callable[[], Any]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.seed()
         self.baseline = self.snapshot()
 
@@ -648,6 +668,7 @@ class Fuzz:
         s1 = mem.session("seed-1", namespace=SEED_NS)
         docs = mem.collection("docs", namespace=SEED_NS)
         return {
+            **{name: read() for name, read in self.extra.items()},
             "seed-1 info": mem.get_session("seed-1", namespace=SEED_NS),
             "seed-1 messages": s1.messages(),
             "seed-1 summaries": s1.summaries(),
@@ -744,6 +765,17 @@ class Fuzz:
     def fresh(self, prefix: str = "fz") -> str:
         return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
+    def arun(self, awaitable: Any) -> Any:
+        """Run a coroutine (an async face under test) on the target's one event loop: a loop per call would make
+        the store rebuild its async client each time (a Redis Cluster client rediscovers the cluster: ~80 ms)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(awaitable)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+
 
 class _Report:
     """Prints the example counts per target and backend at the end of the run (and writes them as JSON)."""
@@ -791,9 +823,11 @@ def _fuzz_report(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def fuzz(backend: str, make_memory: MemoryFactory) -> Fuzz:
+def fuzz(backend: str, make_memory: MemoryFactory) -> Iterator[Fuzz]:
     clock = FakeClock()
-    return Fuzz(backend, make_memory(embedder=f"hash-{DIM}", clock=clock), clock)
+    harness = Fuzz(backend, make_memory(embedder=f"hash-{DIM}", clock=clock), clock)
+    yield harness
+    harness.close()
 
 
 # -- shared checks --------------------------------------------------------------------------------------------------
@@ -2382,6 +2416,873 @@ def test_fuzz_memory_args(fuzz: Fuzz, make_memory: MemoryFactory) -> None:
     fuzz.run("memory_args", run, options=MEMORY_OPTIONS)
 
 
+# -- targets: session state, metadata updates, artifacts (docs/state-and-artifacts.md, docs/limits.md) -------------
+
+#: the documented limits (docs/limits.md), restated so the oracle does not take them from the code under test
+DOC_STATE_BYTES = 1024 * 1024
+DOC_METADATA_BYTES = 64 * 1024
+DOC_METADATA_DEPTH = 32
+DOC_NAME_BYTES = 512
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def compact_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def container_depth(value: Any) -> int:
+    """How many lists / dicts are nested at the deepest point of ``value`` (a flat dict: 1)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def doc_metadata_problem(value: Any, *, allow_nul: bool, max_bytes: int) -> str | None:
+    """Why ``value`` breaks the documented metadata rules (a dict, or a Mapping, with str keys; None, bool, int in
+    the signed 64-bit range, finite float, str, list, dict; nesting at most 32 deep; no NUL unless ``allow_nul``; at
+    most ``max_bytes`` of compact JSON), None when it follows them."""
+    if not isinstance(value, Mapping):
+        return f"not a dict: {type(value).__name__}"
+    value = dict(value)
+    problem = json_problem(value)
+    if problem:
+        return problem
+    if container_depth(value) > DOC_METADATA_DEPTH:
+        return f"nested more than {DOC_METADATA_DEPTH} deep"
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool) and not INT64[0] <= item <= INT64[1]:
+            return "int outside 64 bits"
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    if not allow_nul and has_nul(value):
+        return "NUL"
+    if compact_size(value) > max_bytes:
+        return f"over {max_bytes} bytes"
+    return None
+
+
+def _int_problem(value: Any, minimum: int) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"not an int: {type(value).__name__}"
+    if not minimum <= value <= INT64[1]:
+        return f"int out of range ({'< ' + str(minimum) if value < minimum else '> int64'})"
+    return None
+
+
+@dataclass(frozen=True)
+class Rel:
+    """A version relative to the one the example's session is at (0: the current one); resolved when it runs."""
+
+    offset: int
+
+    def __repr__(self) -> str:
+        return f"current{self.offset:+d}"
+
+    def at(self, current: int) -> int:
+        version = current + self.offset
+        return version if version >= 0 else current + 1
+
+
+def _resolve(value: Any, current: int) -> Any:
+    return value.at(current) if isinstance(value, Rel) else value
+
+
+def big_dict(key: str, unit: str, size: int) -> dict[str, Any]:
+    """``{key: unit * n}`` whose compact JSON is ``size`` bytes (as near as the unit allows)."""
+    overhead = compact_size({key: ""})
+    return {key: unit * max(0, (size - overhead) // len(unit.encode("utf-8")))}
+
+
+def _seed_state_and_artifacts(fuzz: Fuzz, *, watch: str) -> dict[tuple[str, str, str, int], bytes]:
+    """A state on seed-1 (three versions) and artifacts on seed-2 (default namespace: ``open_artifact`` serves it)
+    and on seed-1 (another namespace: its URL must not open). They join the snapshot (``watch`` = "state": the state
+    with its history and the manifests; "artifacts": the state, the manifests and a load; each read costs every
+    example a store call). Returns (namespace, session, name, version) -> content of every seeded artifact version."""
+    mem = fuzz.mem
+    s1 = mem.session("seed-1", namespace=SEED_NS)
+    for i, data in enumerate([{"step": 1}, {"step": 2, "plan": ["a", "b"]}, {"step": 3, "nul": "a\x00b", "é": None}]):
+        s1.state.set(data, actor=f"seeder-{i}")
+    s2 = mem.session("seed-2")
+    seeded: dict[tuple[str, str, str, int], bytes] = {}
+    for name, content in [("seed/report.txt", b"first report"), ("seed/report.txt", b"second\x00report\xff"),
+                          ("caf\u00e9.txt", b"accent"), ("empty", b""), ("%2e%2e", b"literal percent name")]:
+        v = s2.artifacts.save(name, content, metadata={"seeded": True})
+        seeded[(mem.namespace, "seed-2", v.name, v.version)] = content
+    v = s1.artifacts.save("tenant.txt", b"other tenant")
+    seeded[(SEED_NS, "seed-1", v.name, v.version)] = b"other tenant"
+    fuzz.extra.update({"seed-1 state": s1.state.get, "seed-2 artifacts": s2.artifacts.manifest})
+    if watch == "state":
+        fuzz.extra["seed-1 state history"] = s1.state.history
+    else:
+        fuzz.extra["seed-1 artifacts"] = s1.artifacts.manifest
+        fuzz.extra["seed-2 report v2"] = lambda: s2.artifacts.load("seed/report.txt", version=2)
+    fuzz.baseline = fuzz.snapshot()
+    return seeded
+
+
+# -- target: session state ------------------------------------------------------------------------------------------
+
+STATE_PRIOR = [{"keep": "x", "n": 1, "gone": [1]}, {"keep": "x", "n": 2.0, "nul": "\x00"}]
+STATE_NEAR_LIMIT = st.builds(big_dict, st.sampled_from(["blob", "é"]), st.sampled_from(["x", "é", "🚀", "\x00"]),
+                             st.sampled_from([DOC_STATE_BYTES - 6, DOC_STATE_BYTES, DOC_STATE_BYTES + 1,
+                                              DOC_STATE_BYTES + 6]))
+STATE_DATA_OK = st.one_of(
+    METADATA_OK, METADATA_OK, METADATA_OK,
+    st.dictionaries(st.sampled_from(["keep", "n", "gone", "nul", "new", ""]), JSON_OK, max_size=4),  # vs the prior
+    st.dictionaries(st.text(CHARS_OK, max_size=4), st.text(CHARS_OK, max_size=8), max_size=3),  # NUL is allowed
+    st.builds(MappingProxyType, METADATA_OK),
+    st.builds(lambda v: {"deep": v}, st.builds(nest, st.sampled_from(["list", "dict", "mixed"]), st.integers(28, 33))),
+)
+STATE_DATA_BAD = st.one_of(
+    METADATA_BAD, st.builds(lambda v: {"deep": v}, DEEP), st.just(None), STATE_NEAR_LIMIT,
+    st.builds(lambda v: {"proxy": MappingProxyType(v)}, METADATA_OK),
+)
+STATE_ARGS = mixed(
+    {"data": STATE_DATA_OK, "expected_version": st.sampled_from([None, None, Rel(0), Rel(0), Rel(-1), Rel(1),
+                                                                 2**63 - 1]),
+     "actor": st.one_of(st.none(), st.none(), IDS_OK), "retries": st.sampled_from([ABSENT, 0, 1, 50, 10_000]),
+     "history_limit": st.one_of(st.none(), st.integers(1, 4), st.sampled_from([100, 2**63 - 1]))},
+    {"data": STATE_DATA_BAD,
+     "expected_version": st.sampled_from([-1, True, False, 1.5, "1", 2**63, 2**70, math.nan, [0], Decimal(1)]),
+     "actor": IDS_BAD, "retries": st.sampled_from([-1, True, 1.5, "3", None, 2**70, 10_001]),
+     "history_limit": st.sampled_from([0, -1, True, 1.5, "2", 2**70, math.inf])},
+    optional=("retries",),
+)
+
+
+def _state_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    return (sorted(k for k in new if k not in old), sorted(k for k in old if k not in new),
+            sorted(k for k in new if k in old and not json_equal(old[k], new[k])))
+
+
+def test_fuzz_state_args(fuzz: Fuzz) -> None:
+    mem = fuzz.mem
+    _seed_state_and_artifacts(fuzz, watch="state")
+
+    def run(args: dict[str, Any], how: str, prior: int) -> None:
+        sid = fuzz.fresh()
+        with fuzz.example(how=how, prior=prior, **args) as ex:
+            s = mem.session(sid)
+            ex.cleanup(lambda: mem.delete_session(sid))
+            for data in STATE_PRIOR[:prior]:
+                ex.must("state.set (prior version)", s.state.set, data)
+            before = STATE_PRIOR[prior - 1] if prior else {}
+            data, actor = args["data"], args["actor"]
+            expected = _resolve(args["expected_version"], prior)
+            problems = []
+            data_problem = doc_metadata_problem(data, allow_nul=True, max_bytes=DOC_STATE_BYTES)
+            if data_problem:
+                problems.append(f"data: {data_problem}")
+            if actor is not None and id_problem(actor):
+                problems.append(f"actor: {id_problem(actor)}")
+            lenient = False
+            if how in ("set", "aset"):
+                call: dict[str, Any] = {"expected_version": expected, "actor": actor}
+                if expected is not None and _int_problem(expected, 0):
+                    problems.append(f"expected_version: {_int_problem(expected, 0)}")
+                label = f"state.{how}(data, expected_version=, actor=)"
+                fn: Callable[[], Any] = (lambda: s.state.set(data, **call)) if how == "set" else (
+                    lambda: fuzz.arun(s.state.aset(data, **call)))
+            else:
+                call = {"actor": actor}
+                if "retries" in args:
+                    call["retries"] = retries = args["retries"]
+                    if _int_problem(retries, 0):
+                        problems.append(f"retries: {_int_problem(retries, 0)}")
+                    elif retries > 10_000:
+                        lenient = True  # no bound is documented; the code caps the attempts
+                label = f"state.{how}(fn, actor=, retries=)"
+                fn = (lambda: s.state.update(lambda _: data, **call)) if how == "update" else (
+                    lambda: fuzz.arun(s.state.aupdate(lambda _: data, **call)))
+            conflict = how in ("set", "aset") and expected is not None and not problems and expected != prior
+            ok, got = ex.primary(label, fn)
+            if not ok:
+                if conflict:
+                    ex.expect(isinstance(got, StateConflict), label, f"a stale expected_version raised "
+                              f"{type(got).__name__}, not StateConflict", reason="conflict type")
+                elif not problems and not lenient:
+                    ex.fail("refused valid input", label, f"{type(got).__name__}: {safe_repr(str(got), 160)}",
+                            reason=type(got).__name__)
+                now = ex.must("state.get after a refused call", s.state.get)
+                ex.expect(now.version == prior and json_equal(now.data, before, strict=True), label,
+                          f"a refused call changed the state: version {now.version}, data {safe_repr(now.data, 80)}",
+                          reason="refused call changed the state")
+                if prior == 0:
+                    ok2, _ = ex.call("get_session after a refused state write", mem.get_session, sid)
+                    ex.expect(not ok2, label, "a refused state write left a session behind", reason="session left")
+                return
+            if problems:
+                ex.fail("accepted invalid input", label, problems[0], reason=problems[0].split(":")[0])
+            if conflict:
+                ex.fail("accepted invalid input", label, f"expected_version {expected} but the state was at {prior}",
+                        reason="stale expected_version")
+            want = dict(data)
+            ex.expect(got.version == prior + 1 and got.actor == actor and json_equal(got.data, want, strict=True),
+                      label, f"returned version {got.version}, actor {got.actor!r}, data {safe_repr(got.data, 80)}",
+                      reason="returned state")
+            now = ex.must("state.get", s.state.get)
+            ex.expect(json_equal(now.data, want, strict=True), "state.get",
+                      f"read back {safe_repr(now.data, 100)}, set {safe_repr(want, 100)}",
+                      reason="number type" if json_equal(now.data, want) else "data")
+            ex.expect((now.version, now.actor, now.updated_at) == (got.version, got.actor, got.updated_at),
+                      "state.get", f"read back version {now.version} actor {now.actor!r} at {now.updated_at}, "
+                      f"returned {got.version} {got.actor!r} {got.updated_at}", reason="version")
+            limit = args["history_limit"]
+            if limit is not None and _int_problem(limit, 1):
+                ex.reject("state.history(limit=)", s.state.history, limit=limit, why=f"limit {safe_repr(limit)}")
+                return
+            events = ex.must("state.history(limit=)", s.state.history, limit=limit)
+            count = min(prior + 1, limit or prior + 1, mem.state_history or prior + 1)
+            ex.expect([e.version for e in events] == list(range(prior + 1, prior + 1 - count, -1)), "state.history",
+                      f"versions {[e.version for e in events]} with limit {limit} after {prior + 1} versions",
+                      reason="history versions")
+            if events:
+                top = events[0]
+                ex.expect(json_equal(top.data, want, strict=True) and top.actor == actor, "state.history()[0]",
+                          f"data {safe_repr(top.data, 80)}, actor {top.actor!r}", reason="history data")
+                changes = (sorted(top.added), sorted(top.removed), sorted(top.changed))
+                ex.expect(changes == _state_changes(before, want), "state.history()[0]",
+                          f"added/removed/changed {changes}, expected {_state_changes(before, want)}",
+                          reason="history changes")
+
+    fuzz.run("state_args", run, args=STATE_ARGS, how=st.sampled_from(["set", "set", "update", "aset", "aupdate"]),
+             prior=st.sampled_from([0, 0, 1, 2]))
+
+
+# -- target: session.update_metadata --------------------------------------------------------------------------------
+
+MD_NS = "fuzz-md"
+MD_KEYS = st.sampled_from(["a", "b", "n", "keep", "é", "", "big"])
+#: JSON values session metadata may hold (no NUL, ints within 64 bits): most updates should reach the merge
+JSON_MD = JSON_OK.filter(lambda v: doc_metadata_problem({"v": v}, allow_nul=False, max_bytes=DOC_METADATA_BYTES) is None)
+MD_START = st.one_of(  # (Hypothesis favours the first branches)
+    st.dictionaries(MD_KEYS, JSON_MD, max_size=4),
+    st.none(),
+    st.dictionaries(MD_KEYS, JSON_MD, max_size=4),
+    st.sampled_from(["never written", "deleted", "expired"]),
+    st.builds(big_dict, st.just("big"), st.just("x"), st.sampled_from([DOC_METADATA_BYTES - 40,
+                                                                          DOC_METADATA_BYTES])),
+).filter(lambda v: isinstance(v, str) or v is None or doc_metadata_problem(v, allow_nul=False,
+                                                                            max_bytes=DOC_METADATA_BYTES) is None)
+MD_UPDATE_OK = st.one_of(
+    st.dictionaries(MD_KEYS, JSON_MD, max_size=3),  # keys the start metadata has
+    st.dictionaries(st.one_of(MD_KEYS, KEYS_OK.filter(lambda k: "\x00" not in k)), JSON_MD, max_size=3),
+    METADATA_OK,
+    st.builds(MappingProxyType, st.dictionaries(MD_KEYS, SCALARS_OK, max_size=3)),
+    st.builds(big_dict, st.sampled_from(["a", "big"]), st.sampled_from(["x", "é"]),
+              st.sampled_from([20, DOC_METADATA_BYTES - 60, DOC_METADATA_BYTES, DOC_METADATA_BYTES + 1])),
+)
+MD_UPDATE_BAD = st.one_of(METADATA_BAD, METADATA_BAD, st.builds(lambda v: {"deep": v}, DEEP), st.just(None),
+                          st.dictionaries(MD_KEYS, st.sampled_from(["\x00", "a\x00", 2**63, -(2**63) - 1]), min_size=1,
+                                          max_size=2))
+MD_UPDATE = mixed(
+    {"metadata": MD_UPDATE_OK, "replace": st.booleans()},
+    {"metadata": MD_UPDATE_BAD, "replace": st.sampled_from([0, 1, None, "yes", "", [True], 1.0])},
+    optional=("replace",),
+)
+
+
+def _spacious_size(value: dict[str, Any]) -> int:
+    """An upper bound of the size PostgreSQL checks (its stored text has spaces after ``:`` and ``,``)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8")) + 4 * len(value) + 4
+
+
+def test_fuzz_update_metadata(fuzz: Fuzz) -> None:
+    mem, clock = fuzz.mem, fuzz.clock
+
+    def run(args: dict[str, Any], start: Any, ttl: float | None, how: str) -> None:
+        sid = fuzz.fresh()
+        with fuzz.example(start=start, ttl=ttl, how=how, **args) as ex:
+            s = mem.session(sid, namespace=MD_NS, metadata=None if isinstance(start, str) else start, ttl=ttl)
+            ex.cleanup(lambda: mem.delete_session(sid, namespace=MD_NS))
+            if start != "never written":
+                ex.must("Session.add (creates the session)", s.add, "user", "x")
+            if start == "deleted":
+                ex.must("delete_session", mem.delete_session, sid, namespace=MD_NS)
+            elif start == "expired":
+                ex.must("session(ttl=1)", mem.session(sid, namespace=MD_NS, ttl=1).add, "user", "y")
+                clock.advance(2)
+            old = None if isinstance(start, str) else ex.must("get_session", mem.get_session, sid, namespace=MD_NS)
+            clock.advance(1)
+            md, replace = args["metadata"], args.get("replace", False)
+            call = {"replace": replace} if "replace" in args else {}
+            problems = []
+            if md is None:
+                problems.append("metadata: None")
+            else:
+                problem = doc_metadata_problem(md, allow_nul=False, max_bytes=DOC_METADATA_BYTES)
+                if problem:
+                    problems.append(f"metadata: {problem}")
+            if not isinstance(replace, bool):
+                problems.append(f"replace: {type(replace).__name__}")
+            merged: dict[str, Any] | None = None
+            lenient = False
+            if not problems and old is not None:
+                merged = dict(md) if replace else {**old.metadata, **dict(md)}
+                if compact_size(merged) > DOC_METADATA_BYTES:
+                    problems.append("merged metadata over 64 KiB")
+                elif _spacious_size(merged) > DOC_METADATA_BYTES:
+                    lenient = True  # PostgreSQL checks the limit on its stored text, a few spaces longer
+            label = f"Session.{how}(metadata, replace=)"
+            fn: Callable[[], Any] = (lambda: s.update_metadata(md, **call)) if how == "update_metadata" else (
+                lambda: fuzz.arun(s.aupdate_metadata(md, **call)))
+            ok, info = ex.primary(label, fn)
+            if old is None:  # no live session
+                if ok:
+                    ex.fail("accepted invalid input", label, f"updated a session that is {start}", reason=start)
+                ex.expect(bool(problems) or isinstance(info, SessionNotFound), label,
+                          f"{start} session: {type(info).__name__}, not SessionNotFound", reason="not found type")
+                ok2, found = ex.call("get_session after the refused update", mem.get_session, sid, namespace=MD_NS)
+                ex.expect(not ok2, label, f"the update of a {start} session left it behind: {safe_repr(found, 80)}",
+                          reason="session left")
+                return
+            if not ok:
+                if not problems and not lenient:
+                    ex.fail("refused valid input", label, f"{type(info).__name__}: {safe_repr(str(info), 160)}",
+                            reason=type(info).__name__)
+                now = ex.must("get_session after a refused update", mem.get_session, sid, namespace=MD_NS)
+                ex.expect(json_equal(now.metadata, old.metadata, strict=True)
+                          and list(now.metadata) == list(old.metadata) and now.updated_at == old.updated_at, label,
+                          f"a refused update changed the session: {safe_repr(now.metadata, 80)}",
+                          reason="refused update changed it")
+                return
+            if problems:
+                ex.fail("accepted invalid input", label, problems[0], reason=problems[0].split(":")[0])
+            assert merged is not None
+            got = info.metadata
+            ex.expect(json_equal(got, merged, strict=True), label,
+                      f"returned {safe_repr(got, 100)}, expected {safe_repr(merged, 100)}",
+                      reason="number type" if json_equal(got, merged) else "merge" if not replace else "replace")
+            ex.expect(list(got) == list(merged), label, f"top-level key order {list(got)[:8]}, expected "
+                      f"{list(merged)[:8]}", reason="key order")
+            now = ex.must("get_session", mem.get_session, sid, namespace=MD_NS)
+            ex.expect(json_equal(now.metadata, merged, strict=True) and list(now.metadata) == list(merged),
+                      "get_session after update_metadata", f"read back {safe_repr(now.metadata, 100)}",
+                      reason="read back")
+            ex.expect(now.updated_at is not None and abs(now.updated_at.timestamp() - clock.now) < 1e-3,
+                      "get_session().updated_at", f"{now.updated_at} after an update at {clock.now}",
+                      reason="updated_at")
+            ex.expect(now.expires_at == old.expires_at and now.message_count == old.message_count,
+                      "get_session after update_metadata", f"expires_at {now.expires_at} (was {old.expires_at}), "
+                      f"message_count {now.message_count} (was {old.message_count})", reason="ttl or messages")
+            # the listing index follows: not found by a value it lost (replace), found by a value it got
+            probe = next(((k, v) for k, v in merged.items() if not extreme({k: v}) and not has_big_float(v)), None)
+            lost = next(((k, v) for k, v in old.metadata.items() if k not in merged and not extreme({k: v})), None)
+            if lost is not None:
+                listed = ex.must("sessions(metadata={lost key})", mem.sessions, namespace=MD_NS,
+                                 metadata={lost[0]: lost[1]}, limit=1000)
+                ex.expect(sid not in [i.id for i in listed], "sessions(metadata=) after replace",
+                          f"still found by {lost[0]!r}, which the update removed", reason="stale index")
+            elif probe is not None:
+                listed = ex.must("sessions(metadata={key: new value})", mem.sessions, namespace=MD_NS,
+                                 metadata={probe[0]: probe[1]}, limit=1000)
+                ex.expect(sid in [i.id for i in listed], "sessions(metadata=) after update_metadata",
+                          f"not found by {probe[0]!r}={safe_repr(probe[1], 60)}", reason="index not updated")
+
+    fuzz.run("update_metadata", run, args=MD_UPDATE, start=MD_START, ttl=st.sampled_from([None, None, 3600.0]),
+             how=st.sampled_from(["update_metadata", "update_metadata", "aupdate_metadata"]))
+
+
+# -- target: artifacts ----------------------------------------------------------------------------------------------
+
+ART_LIMIT = 64  # max_artifact_bytes of the "limited" Memory (same store)
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def art_name_problem(value: Any) -> tuple[str, str | None]:
+    """("ok" | "bad" | "lenient", why) for an artifact name under the documented rules: NFC-normalised text of 1 to
+    512 UTF-8 bytes, "/"-separated components that are not empty, "." or ".."; no leading "/" or drive letter, no
+    backslash, no control characters. C1 characters (U+0080-U+009F) are "lenient": either answer is fine."""
+    if not isinstance(value, str):
+        return "bad", f"not a str: {type(value).__name__}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "bad", "lone surrogate"
+    name = unicodedata.normalize("NFC", value)
+    if not name:
+        return "bad", "empty"
+    if len(name.encode("utf-8")) > DOC_NAME_BYTES:
+        return "bad", f"over {DOC_NAME_BYTES} bytes"
+    if _CONTROL.search(name):
+        return "bad", "control character"
+    if "\\" in name:
+        return "bad", "backslash"
+    if name.startswith("/") or _WINDOWS_DRIVE.match(name):
+        return "bad", "absolute"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "bad", "empty, '.' or '..' component"
+    if any(0x80 <= ord(c) <= 0x9F for c in name):
+        return "lenient", "C1 control character"
+    return "ok", None
+
+
+_MIME_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+
+
+def content_type_problem(value: Any) -> tuple[str, str | None]:
+    """("ok" | "bad" | "lenient", why): None or a MIME type ``type/subtype[; parameters]``. Parameters are not
+    checked (lenient), but they are text: no control characters, no lone surrogates."""
+    if value is None:
+        return "ok", None
+    if not isinstance(value, str):
+        return "bad", f"not a str: {type(value).__name__}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "bad", "lone surrogate"
+    if _CONTROL.search(value):
+        return "bad", "control character"
+    head, _, params = value.partition(";")
+    if not _MIME_TOKEN.fullmatch(head.strip() if params else head):
+        return "bad", "not type/subtype"
+    if len(value) > 255 or params or head != head.strip():
+        return "lenient", "parameters or length"
+    return "ok", None
+
+
+class Unsized(io.RawIOBase):
+    """A binary stream of unknown size (not seekable) that hands out at most 5 bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        part = self._data[self._pos : self._pos + min(len(buffer), 5)]
+        buffer[: len(part)] = part
+        self._pos += len(part)
+        return len(part)
+
+
+def _array_of(data: bytes) -> array.array[int]:
+    out = array.array("H")
+    out.frombytes(data)
+    return out
+
+
+class ReadsText:
+    """A "file object" whose read() returns something other than bytes."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def read(self, n: int = -1) -> Any:
+        value, self.value = self.value, b""
+        return value
+
+
+SRC_VALID = ("bytes", "bytearray", "memoryview", "memoryview-slice", "array", "bytesio", "file", "path", "unsized")
+SRC_LENIENT = ("memoryview-strided",)  # bytes-like, but not contiguous: stored as its bytes, or refused
+SRC_BAD = ("str", "str-path", "stringio", "text-file", "int", "none", "list", "path-missing", "path-dir",
+           "reads-int", "reads-str")
+
+
+@dataclass(frozen=True)
+class Src:
+    """An artifact source, built afresh for every call (a drawn file object would be used up by the first backend
+    replaying the example)."""
+
+    kind: str
+    payload: bytes = b""
+    skip: int = 0  # file objects: the position the save starts reading from
+
+    def __repr__(self) -> str:
+        return f"Src({self.kind}, {self.payload[:12]!r}{'…' if len(self.payload) > 12 else ''} ({len(self.payload)} " \
+               f"bytes){', from ' + str(self.skip) if self.skip else ''})"
+
+    def content(self) -> bytes:
+        """What a save of it must store (valid and lenient kinds)."""
+        if self.kind == "array":
+            return self.payload + b"\x00" * (len(self.payload) % 2)
+        if self.kind in ("bytesio", "file"):
+            return self.payload[self.skip:]
+        if self.kind == "memoryview-strided":
+            return self.payload
+        return self.payload
+
+    def build(self, tmp: Path, ex: Example) -> Any:
+        kind, data = self.kind, self.payload
+        path = tmp / f"src-{uuid.uuid4().hex[:8]}"
+        if kind in ("file", "path", "str-path", "text-file"):
+            path.write_bytes(data)
+            ex.cleanup(lambda: path.unlink(missing_ok=True))
+        if kind == "file" or kind == "text-file":
+            fh = open(path, "rb") if kind == "file" else open(path, encoding="latin-1")  # noqa: SIM115
+            ex.cleanup(fh.close)
+            if kind == "file":
+                fh.seek(self.skip)
+            return fh
+        if kind == "bytesio":
+            buffer = io.BytesIO(data)
+            buffer.seek(self.skip)
+            return buffer
+        return {
+            "bytes": lambda: data, "bytearray": lambda: bytearray(data), "memoryview": lambda: memoryview(data),
+            "memoryview-slice": lambda: memoryview(b"<<" + data + b">>")[2:-2],
+            "array": lambda: memoryview(_array_of(self.content())),
+            "memoryview-strided": lambda: memoryview(bytes(b for pair in zip(data, data, strict=True) for b in pair))[::2],
+            "path": lambda: path, "unsized": lambda: Unsized(data), "str": lambda: data.decode("latin-1"),
+            "str-path": lambda: str(path), "stringio": lambda: io.StringIO(data.decode("latin-1")),
+            "int": lambda: len(data), "none": lambda: None, "list": lambda: list(data),
+            "path-missing": lambda: tmp / "no-such-file", "path-dir": lambda: tmp,
+            "reads-int": lambda: ReadsText(5), "reads-str": lambda: ReadsText("text"),
+        }[kind]()
+
+
+PAYLOADS = st.one_of(st.binary(max_size=48), st.sampled_from([b"", b"\x00", b"\xff" * 3, b"%PDF-1.7\n"]),
+                     st.builds(bytes, st.sampled_from([ART_LIMIT - 1, ART_LIMIT, ART_LIMIT + 1, 2 * ART_LIMIT])))
+SRC_OK = st.builds(Src, st.sampled_from(SRC_VALID + SRC_VALID[:3] + SRC_LENIENT), PAYLOADS, st.integers(0, 3))
+SRC_JUNK = st.builds(Src, st.sampled_from(SRC_BAD), PAYLOADS)
+_COMPONENTS = st.one_of(st.sampled_from(["a", "reports", "q1.pdf", "café.txt", "cafe\u0301.txt", ".hidden", "..a",
+                                          "a..", "...", "%2e%2e", "~", "*", "?", " ", "C", "a:b", "🚀", "\u2028",
+                                          "\ufeff", "x" * 100]),
+                        st.text(CHARS_ID.filter(lambda c: c not in "/\\"), min_size=1, max_size=10))
+ART_NAMES_OK = st.one_of(
+    st.lists(_COMPONENTS, min_size=1, max_size=4).map("/".join),
+    st.sampled_from(["x" * 512, "é" * 256, "e\u0301" * 256, "🚀" * 128, "a/" * 255 + "b", "reports/q1.pdf",
+                     "data.json", "image.PNG", "archive.tar.gz", "noext", "C", "c/d:"]),
+)
+ART_NAMES_BAD = st.one_of(
+    st.sampled_from(["", "/", "/abs", "//a", "a//b", "a/", "./a", "a/./b", ".", "..", "../x", "a/../b", "a/..",
+                     "a\\b", "\\a", "C:x", "c:\\x", "C:", "z:/a", "\x00", "a\nb", "a\x00", "\x1f", "\x7f", "\t",
+                     "\ud800", "a/\udcff", "x" * 513, "é" * 257, "e\u0301" * 257, "🚀" * 129, "a/" * 256 + "b"]),
+    JUNK_IDS,
+    st.builds(lambda p: Path(p), st.sampled_from(["a", "a/b"])),
+)
+CONTENT_TYPES_OK = st.one_of(st.none(), st.none(), st.sampled_from([
+    "text/plain", "application/json", "application/json; charset=utf-8", "image/svg+xml", "a/b", "x-custom/x.y-z",
+    "TEXT/PLAIN", "application/vnd.ms-excel", "text/plain;charset=\"é\"", "multipart/form-data; boundary=--x--",
+    "text/plain; \u2028", "a/" + "b" * 253, "a/" + "b" * 300]))
+CONTENT_TYPES_BAD = st.one_of(st.sampled_from([
+    "", "text", "/plain", "text/", "text /plain", "text/plain extra", "text/plain\n", "text/\x00", "text/plain; a=\x00",
+    "text/plain; a=\ud800", "\ud800/x", "text/plain; a=\x85", 5, b"text/plain", ["text/plain"], "text/plain\r\n",
+    "ä/b", " text/plain", "*/*;q=\x7f"]), TEXTS)
+ART_META_OK = st.one_of(st.none(), METADATA_OK.filter(lambda m: not has_nul(m)),
+                        st.builds(MappingProxyType, st.dictionaries(KEYS_OK, SCALARS_OK, max_size=2)))
+ART_META_BAD = st.one_of(METADATA_BAD, st.builds(lambda v: {"deep": v}, DEEP),
+                         st.sampled_from([{"k": "a\x00"}, {"a\x00": 1}, {"n": 2**63}]),
+                         st.builds(big_dict, st.just("m"), st.just("x"), st.just(DOC_METADATA_BYTES + 1)))
+VERSIONS_OK = st.sampled_from([None, None, Rel(0), Rel(0), Rel(-1), Rel(-2), Rel(1), 1, 2**63 - 1, 10**12, 10**13])
+VERSIONS_BAD = st.sampled_from([0, -1, True, False, 1.5, "1", 2**63, 2**70, math.nan, [1], Decimal(1)])
+ARTIFACT_ARGS = mixed(
+    {"name": ART_NAMES_OK, "source": SRC_OK, "content_type": CONTENT_TYPES_OK, "metadata": ART_META_OK,
+     "version": VERSIONS_OK},
+    {"name": ART_NAMES_BAD, "source": SRC_JUNK, "content_type": CONTENT_TYPES_BAD, "metadata": ART_META_BAD,
+     "version": VERSIONS_BAD},
+    optional=("content_type", "metadata"),
+)
+ART_OPS = ("load", "open", "info", "versions", "delete", "delete-all", "manifest", "open_artifact")
+PRIOR_PAYLOADS = [b"prior version 1", b"prior version 2 \x00\xff"]
+
+
+def artifact_url_of(ns: str, sid: str, name: str, version: int) -> str:
+    """The documented URL shape, built here: ``memvault://<namespace>/<session>/<name>?version=<n>``, each part
+    percent-encoded."""
+    return "memvault://" + "/".join(quote(p, safe="") for p in (ns, sid, name)) + f"?version={version}"
+
+
+def test_fuzz_artifact_args(fuzz: Fuzz, make_memory: MemoryFactory, tmp_path: Path) -> None:
+    mem = fuzz.mem
+    limited = make_memory(embedder=f"hash-{DIM}", clock=fuzz.clock, max_artifact_bytes=ART_LIMIT)
+    _seed_state_and_artifacts(fuzz, watch="artifacts")
+    tmp = tmp_path / "artifact-sources"
+    tmp.mkdir()
+
+    def stored_keys(sid: str, kind: str) -> list[str]:
+        return [k for k, _ in mem.store.scan_entries(mem.namespace, sid, kind, keys_only=True)]
+
+    def run(args: dict[str, Any], op: str, prior: int, small: bool) -> None:
+        sid = fuzz.fresh()
+        with fuzz.example(op=op, prior=prior, small=small, **args) as ex:
+            s = mem.session(sid)
+            ex.cleanup(lambda: mem.delete_session(sid))
+            name, src = args["name"], args["source"]
+            kind, why = art_name_problem(name)
+            norm = unicodedata.normalize("NFC", name) if kind != "bad" else None
+            prior_name = norm if kind == "ok" else "prior.bin"
+            contents: dict[int, bytes] = {}
+            for i in range(prior):
+                v0 = ex.must("artifacts.save (prior version)", s.artifacts.save, prior_name, PRIOR_PAYLOADS[i])
+                contents[v0.version] = PRIOR_PAYLOADS[i]
+            before = ex.must("artifacts.manifest before", s.artifacts.manifest) if prior else {}
+            problems, lenient = [], []
+            if kind == "bad":
+                problems.append(f"name: {why}")
+            elif kind == "lenient":
+                lenient.append(f"name: {why}")
+            if src.kind in SRC_BAD:
+                problems.append(f"source: {src.kind}")
+            elif src.kind in SRC_LENIENT:
+                lenient.append(f"source: {src.kind}")
+            ctype = args.get("content_type")
+            ckind, cwhy = content_type_problem(ctype)
+            if ckind == "bad":
+                problems.append(f"content_type: {cwhy}")
+            elif ckind == "lenient":
+                lenient.append(f"content_type: {cwhy}")
+            meta = args.get("metadata")
+            if meta is not None:
+                mp = doc_metadata_problem(meta, allow_nul=False, max_bytes=DOC_METADATA_BYTES)
+                if mp:
+                    problems.append(f"metadata: {mp}")
+            content = src.content() if not problems and src.kind not in SRC_BAD else None
+            too_large = small and content is not None and len(content) > ART_LIMIT
+            if too_large:
+                problems.append(f"content: {len(content or b'')} bytes > max_artifact_bytes={ART_LIMIT}")
+            kwargs = {k: args[k] for k in ("content_type", "metadata") if k in args}
+            store = limited if small else mem
+            target = store.session(sid).artifacts
+            label = "artifacts.save(name, source, content_type=, metadata=)"
+            ok, v = ex.primary(label, lambda: target.save(name, src.build(tmp, ex), **kwargs))
+            if not ok:
+                if too_large and len(problems) == 1:
+                    ex.expect(isinstance(v, ArtifactTooLarge), label, f"{type(v).__name__} for an artifact over "
+                              "max_artifact_bytes, not ArtifactTooLarge", reason="too large type")
+                if not problems and not lenient:
+                    ex.fail("refused valid input", label, f"{type(v).__name__}: {safe_repr(str(v), 160)}",
+                            reason=type(v).__name__)
+                after = ex.must("artifacts.manifest after a refused save", s.artifacts.manifest)
+                ex.expect(after == before, label, f"a refused save changed the manifest: {sorted(after)}",
+                          reason="manifest changed")
+                chunks, marks = stored_keys(sid, CHUNK), stored_keys(sid, SAVE)
+                ex.expect(len(chunks) == prior and not marks, label, f"a refused save left {len(chunks) - prior} "
+                          f"chunk(s) and {len(marks)} progress mark(s)", reason="leftovers")
+                return
+            if problems:
+                ex.fail("accepted invalid input", label, problems[0], reason=problems[0].split(":")[0])
+            assert content is not None and norm is not None
+            version = (max(contents) if prior_name == norm and contents else 0) + 1
+            if prior_name == norm:
+                contents[version] = content
+            else:
+                contents = {version: content}
+            guess = mimetypes.guess_type(norm, strict=False)[0] or "application/octet-stream"
+            want = (norm, version, len(content), hashlib.sha256(content).hexdigest(), ctype or guess,
+                    dict(meta or {}), artifact_url_of(mem.namespace, sid, norm, version))
+            got = (v.name, v.version, v.size, v.sha256, v.content_type, v.metadata, v.url)
+            for field_name, a, b in zip(("name", "version", "size", "sha256", "content_type", "metadata", "url"), got,
+                                        want, strict=True):
+                ex.expect(json_equal(a, b, strict=True), label, f"{field_name}: returned {safe_repr(a, 80)}, "
+                          f"expected {safe_repr(b, 80)}", reason=field_name)
+            loaded = ex.must("artifacts.load(name)", s.artifacts.load, name)
+            ex.expect(loaded == content, "artifacts.load(name)", f"loaded {safe_repr(loaded, 60)}, saved "
+                      f"{safe_repr(content, 60)}", reason="content")
+            requested = _resolve(args["version"], version)
+            vp = None if requested is None else _int_problem(requested, 1)
+            exists = requested is None or (vp is None and requested in contents)
+            wanted = content if requested is None else contents.get(requested) if vp is None else None
+            if op in ("load", "open", "info"):
+                what = f"artifacts.{op}(name, version={safe_repr(requested)})"
+                if op == "load":
+                    fn: Callable[[], Any] = lambda: s.artifacts.load(name, version=requested)  # noqa: E731
+                elif op == "open":
+                    def fn() -> Any:
+                        with s.artifacts.open(name, version=requested) as reader:
+                            return reader.read()
+                else:
+                    fn = lambda: s.artifacts.info(name, version=requested)  # noqa: E731
+                if vp is not None:
+                    ex.reject(what, fn, why=f"version {vp}")
+                elif not exists:
+                    ok2, err = ex.call(what, fn)
+                    ex.expect(not ok2 and isinstance(err, ArtifactNotFound), what,
+                              f"a version that does not exist: {safe_repr(err, 80)}", reason="missing version")
+                else:
+                    out = ex.must(what, fn)
+                    if op == "info":
+                        ex.expect(out.sha256 == hashlib.sha256(wanted or b"").hexdigest(), what,
+                                  f"sha256 of version {requested}", reason="info")
+                    else:
+                        ex.expect(out == wanted, what, f"read {safe_repr(out, 60)}, stored {safe_repr(wanted, 60)}",
+                                  reason="content")
+            elif op == "open_artifact":
+                with ex.must("Memory.open_artifact(v.url)", mem.open_artifact, v.url) as reader:
+                    out = ex.must("ArtifactReader.read()", reader.read)
+                ex.expect(out == content and reader.info == v, "Memory.open_artifact(v.url)",
+                          f"read {safe_repr(out, 60)}, info {safe_repr(reader.info, 80)}", reason="content")
+            elif op == "versions":
+                listed = ex.must("artifacts.versions(name)", s.artifacts.versions, name)
+                ex.expect([x.version for x in listed] == sorted(contents) and listed[-1] == v, "artifacts.versions",
+                          f"versions {[x.version for x in listed]}, expected {sorted(contents)}", reason="versions")
+            elif op in ("delete", "delete-all"):
+                what = f"artifacts.delete(name{'' if op == 'delete-all' else ', version=' + safe_repr(requested)})"
+                if op == "delete" and vp is not None:
+                    ex.reject(what, s.artifacts.delete, name, version=requested, why=f"version {vp}")
+                    return
+                # version=None: every version
+                gone = sorted(contents) if op == "delete-all" or requested is None else [requested] if exists else []
+                count = ex.must(what, s.artifacts.delete, name, **({} if op == "delete-all" else {"version":
+                                                                                                  requested}))
+                ex.expect(count == len(gone), what, f"returned {count}, expected {len(gone)}", reason="count")
+                for number in gone:
+                    contents.pop(number)
+                manifest = ex.must("artifacts.manifest after delete", s.artifacts.manifest)
+                latest = max(contents) if contents else None
+                shown = manifest.get(norm)
+                ex.expect((shown.version if shown else None) == latest, "artifacts.manifest after delete",
+                          f"shows version {shown.version if shown else None}, expected {latest}", reason="manifest")
+                chunks = stored_keys(sid, CHUNK)
+                left = sum(1 for number, data in contents.items() if data) + (prior if prior_name != norm else 0)
+                ex.expect(len(chunks) == left, what, f"{len(chunks)} chunk(s) left, expected {left}",
+                          reason="chunks left")
+                if op == "delete-all":
+                    again = ex.must("artifacts.save after delete", s.artifacts.save, name, b"again")
+                    ex.expect(again.version == version + 1, "artifacts.save after delete",
+                              f"version {again.version} after deleting up to {version}: numbers are never reused",
+                              reason="reused number")
+            else:
+                manifest = ex.must("artifacts.manifest", s.artifacts.manifest)
+                expected_names = sorted({norm, *([prior_name] if prior else [])})
+                ex.expect(sorted(manifest) == expected_names and manifest[norm] == v, "artifacts.manifest",
+                          f"names {sorted(manifest)}, expected {expected_names}", reason="manifest")
+                listed = ex.must("artifacts.list", s.artifacts.list)
+                ex.expect([x.name for x in listed] == sorted(manifest) and v in listed, "artifacts.list",
+                          f"lists {[x.name for x in listed]}", reason="list")
+
+    fuzz.run("artifact_args", run, args=ARTIFACT_ARGS, op=st.sampled_from(ART_OPS), prior=st.sampled_from([0, 0, 1, 2]),
+             small=st.sampled_from([False, False, True]))
+
+
+# -- target: Memory.open_artifact(url) ------------------------------------------------------------------------------
+
+URL_SEEDS = [("default", "seed-2", "seed/report.txt", 1), ("default", "seed-2", "seed/report.txt", 2),
+             ("default", "seed-2", "café.txt", 1), ("default", "seed-2", "empty", 1),
+             ("default", "seed-2", "%2e%2e", 1), (SEED_NS, "seed-1", "tenant.txt", 1)]
+URL_SCHEMES = st.sampled_from(["memvault://"] * 8 + ["MEMVAULT://", "memvault:/", "memvault:///", " memvault://",
+                                                     "memvault+x://", "file://", "", "memvault:\\\\"])
+URL_NS = st.sampled_from(["default", "default", "%64efault", "fuzz-seed", "DEFAULT", "", "%00", "other", "%ff",
+                          "default%20", "default#collections", "default%1Fcollections", "%ED%A0%80"])
+URL_SIDS = st.sampled_from(["seed-2", "seed-2", "seed-1", "seed%2D2", "", "nobody", "%00", "..", "%2e%2e",
+                            "seed-2%00", "%C3%28", "x" * 600])
+URL_NAMES = st.sampled_from(["seed%2Freport.txt", "seed%2Freport.txt", "seed/report.txt", "caf%C3%A9.txt",
+                             "cafe%CC%81.txt", "caf\u00e9.txt", "empty", "%252e%252e", "%2e%2e", "..", "%2e%2e%2Fx",
+                             "seed%2F..%2Freport.txt", "%2Fetc%2Fpasswd", "a%5Cb", "%00", "%", "%zz", "%ff",
+                             "%ED%A0%80", "", "missing", "C%3Ax", "x" * 513])
+URL_VERSIONS = st.sampled_from(["?version=1", "?version=1", "?version=2", "?version=3", "?version=0", "?version=01",
+                                "?version=-1", "?version=1.0", "?version=", "", "?", "?version=1&x=2", "?Version=1",
+                                "?version=1 ", "?version=+1", "?version=" + "9" * 18, "?version=" + "9" * 19,
+                                "?version=" + "9" * 40, "#version=1", "?version=1#frag", "?version=1\n",
+                                "?version=\u0661", "?version=0x1", "?version=10000000000000"])
+
+
+@st.composite
+def artifact_urls(draw: st.DrawFn) -> Any:
+    """A seeded artifact's URL with one or two of its parts (scheme, namespace, session, name, an extra path part,
+    the query) made hostile, or with text spliced in, or any text, or not a str."""
+    kind = draw(st.sampled_from(["mutated"] * 4 + ["parts", "valid+text", "text", "junk"]))
+    if kind == "mutated":
+        ns, sid, name, version = draw(st.sampled_from(URL_SEEDS))
+        parts = ["memvault://", quote(ns, safe=""), quote(sid, safe=""), quote(name, safe=""), "",
+                 f"?version={version}"]
+        hostile = [URL_SCHEMES, URL_NS, URL_SIDS, URL_NAMES, st.sampled_from(["/", "/extra", "//"]), URL_VERSIONS]
+        for i in draw(st.lists(st.integers(0, 5), max_size=2, unique=True)):
+            parts[i] = draw(hostile[i])
+        return parts[0] + "/".join(parts[1:4]) + "".join(parts[4:])
+    if kind == "junk":
+        return draw(st.one_of(JUNK_IDS, st.just(b"memvault://default/seed-2/empty?version=1"), st.none()))
+    if kind == "text":
+        return draw(st.one_of(TEXTS, st.text(st.sampled_from("memvault:/?=%2e1"), max_size=30)))
+    if kind == "valid+text":
+        ns, sid, name, version = draw(st.sampled_from(URL_SEEDS))
+        url = artifact_url_of(ns, sid, name, version)
+        cut = draw(st.integers(0, len(url)))
+        return url[:cut] + draw(TEXTS) + url[cut:] if draw(st.booleans()) else url[:cut]
+    extra = draw(st.sampled_from(["", "", "", "/", "/extra", "//"]))
+    return (draw(URL_SCHEMES) + draw(URL_NS) + "/" + draw(URL_SIDS) + "/" + draw(URL_NAMES) + extra
+            + draw(URL_VERSIONS))
+
+
+def url_target(url: Any) -> tuple[str, Any]:
+    """("bad", why) | ("lenient", why) | ("ok", (namespace, session, NFC name, version)) for a URL under the
+    documented shape ``memvault://<namespace>/<session>/<name>?version=<n>`` (parts percent-encoded). Leading zeros
+    and a fragment are "lenient"."""
+    if not isinstance(url, str):
+        return "bad", f"not a str: {type(url).__name__}"
+    if not url.startswith("memvault://"):
+        return "bad", "scheme"
+    rest = url[len("memvault://"):]
+    path, sep, query = rest.partition("?")
+    parts = path.split("/")
+    if len(parts) != 3:
+        return "bad", f"{len(parts)} path parts"
+    query, frag, _ = query.partition("#")
+    match = re.fullmatch(r"version=([0-9]+)", query) if sep else None
+    if match is None or not match.group(1).isascii():
+        return "bad", "version"
+    number = int(match.group(1))
+    if number < 1:
+        return "bad", "version < 1"
+    try:
+        ns, sid, name = (unquote(p, errors="strict") for p in parts)
+    except UnicodeDecodeError:
+        return "bad", "percent-encoding is not UTF-8"
+    for value in (ns, sid):
+        if id_problem(value) or any(0x80 <= ord(c) <= 0x9F for c in value):
+            return "bad", f"id: {id_problem(value) or 'C1'}"
+    nkind, why = art_name_problem(name)
+    if nkind == "bad":
+        return "bad", f"name: {why}"
+    if frag or match.group(1).startswith("0") or number > INT64[1] or nkind == "lenient":
+        return "lenient", "fragment, leading zero, huge version or C1 name"
+    return "ok", (ns, sid, unicodedata.normalize("NFC", name), number)
+
+
+def test_fuzz_artifact_urls(fuzz: Fuzz) -> None:
+    mem = fuzz.mem
+    seeded = _seed_state_and_artifacts(fuzz, watch="artifacts")
+    assert sorted(seeded) == sorted(URL_SEEDS), "URL_SEEDS must name the seeded artifact versions"
+
+    def run(url: Any, how: str) -> None:
+        with fuzz.example(url=url, how=how) as ex:
+            kind, target = url_target(url)
+            label = f"Memory.{how}(url)"
+            if how == "open_artifact":
+                ok, reader = ex.primary(label, mem.open_artifact, url)
+                if ok:
+                    ex.cleanup(reader.close)
+                    data = ex.must("ArtifactReader.read()", reader.read)
+            else:
+                async def opened() -> tuple[Any, bytes]:
+                    async with await mem.aopen_artifact(url) as reader:
+                        return reader, await reader.read()
+
+                ok, result = ex.primary(label, lambda: fuzz.arun(opened()))
+                if ok:
+                    reader, data = result
+            if not ok:
+                error = reader if how == "open_artifact" else result
+                ex.expect(not (kind == "ok" and target[0] == mem.namespace and target in seeded), label,
+                          f"refused the URL of a stored artifact: {type(error).__name__}: {safe_repr(str(error), 120)}",
+                          reason="refused valid")
+                return
+            if kind == "bad":
+                ex.fail("accepted invalid input", label, target, reason=target.split(":")[0])
+            if kind == "ok" and target[0] != mem.namespace:
+                ex.fail("accepted invalid input", label, f"opened an artifact of namespace {target[0]!r} from a "
+                        f"Memory of {mem.namespace!r}", reason="cross-namespace")
+            info = reader.info
+            key = (mem.namespace, "seed-2", info.name, info.version)
+            ex.expect(kind == "lenient" or target == key, label, f"opened {key}, the URL names {target}",
+                      reason="wrong artifact")
+            ex.expect(key in seeded and data == seeded[key], label,
+                      f"read {safe_repr(data, 60)} from {key}", reason="content")
+
+    fuzz.run("artifact_urls", run, url=artifact_urls(), how=st.sampled_from(["open_artifact"] * 4 +
+                                                                            ["aopen_artifact"]))
+
+
 # -- explicit examples: the inputs the issue names, run before the drawn ones on every backend --------------------------
 
 _LISTING_BASE: dict[str, Any] = {"user_id": None, "metadata": None, "updated_after": None, "updated_before": None,
@@ -2477,6 +3378,99 @@ EXPLICIT: dict[str, list[dict[str, Any]]] = {
         {"namespace": None, "embedder": "hash-0"}, {"namespace": None, "bogus_option": 1},
         {"namespace": None, "ttl": "60"}]],
 }
+
+
+_STATE_BASE: dict[str, Any] = {"data": {"a": 1}, "expected_version": None, "actor": None, "history_limit": None}
+_MD_BASE: dict[str, Any] = {"start": {"a": 1, "b": 2}, "ttl": None, "how": "update_metadata"}
+_ART_BASE: dict[str, Any] = {"name": "a.txt", "source": Src("bytes", b"hi"), "version": None}
+_SEED_URL = artifact_url_of("default", "seed-2", "seed/report.txt", 1)
+
+EXPLICIT.update({
+    "state_args": [
+        *[{"args": {**_STATE_BASE, "data": d}, "how": "set", "prior": 1} for d in [
+            {"n": math.nan}, {"i": -math.inf}, {"big": 2**63}, {"big": 2**63 - 1}, {"big": -(2**63)},
+            {"big": -(2**63) - 1}, {"huge": 2**20_000}, {"when": datetime(2020, 1, 1)}, {"s": {1, 2}}, {"b": b"x"},
+            {"t": (1, 2)}, {1: "int key"}, {None: 1}, {"\ud800": 1}, {"k": "\ud800"}, {"a\x00b": "v\x00"},
+            {"deep": nest("list", 31)}, {"deep": nest("list", 32)}, {"deep": nest("dict", 1000)}, [("a", 1)], "ab",
+            None, [], MappingProxyType({"a": 1}), {"p": MappingProxyType({})}, {"d": Decimal("1.5")},
+            big_dict("blob", "x", DOC_STATE_BYTES), big_dict("blob", "x", DOC_STATE_BYTES + 1),
+            big_dict("blob", "é", DOC_STATE_BYTES + 1), big_dict("blob", "\x00", DOC_STATE_BYTES + 6),
+            {"o": {"b": 2, "a": 1}}, {"f": 1e300}, {"z": -0.0}, {"": ""}, {}, {"keep": "x", "n": True}]],
+        *[{"args": {**_STATE_BASE, "expected_version": e}, "how": "set", "prior": p} for e, p in [
+            (-1, 0), (True, 1), (False, 0), (1.5, 1), ("0", 0), (2**63, 0), (Rel(0), 1), (Rel(-1), 2), (5, 0),
+            (0, 2), (Rel(0), 0), (math.nan, 0)]],
+        *[{"args": {**_STATE_BASE, "actor": a}, "how": h, "prior": 0} for a in ["", "\x00", 5, "x" * 513, "\ud800",
+                                                                               b"a", "planner"]
+          for h in ("set", "update")],
+        *[{"args": {**_STATE_BASE, "history_limit": h}, "how": "set", "prior": 2} for h in [0, True, 2**70, 1, "1"]],
+        *[{"args": {**_STATE_BASE, "retries": r}, "how": h, "prior": 1} for r in [-1, True, 10_001, "3", None, 0]
+          for h in ("update", "aupdate")],
+        {"args": {**_STATE_BASE, "data": {"n": math.nan}}, "how": "aset", "prior": 0},
+        {"args": {**_STATE_BASE, "data": None}, "how": "aupdate", "prior": 1},
+    ],
+    "update_metadata": [
+        *[{"args": {"metadata": {"x": 1}}, **_MD_BASE, "start": s} for s in ["never written", "deleted", "expired"]],
+        *[{"args": {"metadata": m, "replace": r}, **_MD_BASE} for m, r in [
+            ({"b": 3, "c": 4}, False), ({"b": 3, "c": 4}, True), ({}, True), ({}, False), ({"b": True}, False),
+            ({"b": 2.0}, False), (None, True), (None, False), ([], False), ("ab", False), ({"k": "\x00"}, False),
+            ({"a\x00": 1}, False), ({"n": 2**63}, False), ({"deep": nest("list", 40)}, False),
+            ({"t": (1, 2)}, False), ({1: 2}, False), ({"n": math.nan}, True), (MappingProxyType({"m": 1}), False),
+            ({"x": 1}, "yes"), ({"x": 1}, 1), ({"x": 1}, None), ({"x": 1}, 0),
+            (big_dict("big", "x", DOC_METADATA_BYTES - 40), False), (big_dict("big", "x", DOC_METADATA_BYTES + 1),
+                                                                      True)]],
+        {"args": {"metadata": {"more": "y" * 100}}, **_MD_BASE,
+         "start": big_dict("big", "x", DOC_METADATA_BYTES - 40)},
+        {"args": {"metadata": {"more": "y" * 100}, "replace": True}, **_MD_BASE,
+         "start": big_dict("big", "x", DOC_METADATA_BYTES - 40)},
+        {"args": {"metadata": {"b": 3}}, **_MD_BASE, "ttl": 3600.0, "how": "aupdate_metadata"},
+        {"args": {"metadata": None}, **_MD_BASE, "how": "aupdate_metadata"},
+    ],
+    "artifact_args": [
+        *[{"args": {**_ART_BASE, "name": n}, "op": "load", "prior": p, "small": False} for n, p in [
+            ("../../etc/passwd", 0), ("/etc/passwd", 0), ("a/../b", 0), ("a\\b", 0), ("C:\\x", 0), ("C:x", 0),
+            ("", 0), (".", 0), ("..", 0), ("a//b", 0), ("a/", 0), ("a\x00b", 0), ("a\nb", 0), ("\ud800", 0),
+            ("x" * 513, 0), ("é" * 257, 0), ("é" * 256, 0), ("e\u0301" * 256, 0), ("cafe\u0301.txt", 1),
+            ("caf\u00e9.txt", 1), ("a\x85b", 0), (5, 0), (b"a", 0), (None, 0), (Path("a"), 0), ("%2e%2e", 0)]],
+        *[{"args": {**_ART_BASE, "source": src}, "op": "manifest", "prior": 1, "small": small} for src, small in [
+            (Src("str", b"text"), False), (Src("str-path", b"text"), False), (Src("memoryview-strided", b"abc"), False),
+            (Src("stringio", b"x"), False), (Src("reads-str"), False), (Src("reads-int"), False),
+            (Src("path-dir"), False), (Src("path-missing"), False), (Src("none"), False), (Src("list", b"ab"), False),
+            (Src("bytes", bytes(ART_LIMIT + 1)), True), (Src("unsized", bytes(ART_LIMIT + 1)), True),
+            (Src("file", bytes(ART_LIMIT + 4), 4), True), (Src("path", bytes(ART_LIMIT + 1)), True),
+            (Src("bytes", bytes(ART_LIMIT)), True), (Src("bytesio", b"0123456789", 3), False),
+            (Src("array", b"abc"), False), (Src("bytes", b""), False), (Src("unsized", b"x" * 23), False)]],
+        *[{"args": {**_ART_BASE, "content_type": c}, "op": "info", "prior": 0, "small": False} for c in [
+            "text/plain; a=\ud800", "\ud800/x", "*/*;q=\x7f", "text/plain; q=\x7f", "text/plain; charset=\x85", "text/plain\n", "", 5,
+            "text", "text/", b"text/plain", "application/json; charset=utf-8", "a/" + "b" * 300]],
+        *[{"args": {**_ART_BASE, "metadata": m}, "op": "versions", "prior": 0, "small": False} for m in [
+            {"k": "a\x00"}, {"n": math.nan}, {"t": (1,)}, {1: 1}, "x", [], {"n": 2**63},
+            big_dict("m", "x", DOC_METADATA_BYTES + 1), big_dict("m", "x", DOC_METADATA_BYTES),
+            MappingProxyType({"m": 1})]],
+        *[{"args": {**_ART_BASE, "version": v}, "op": op, "prior": p, "small": False} for v, op, p in [
+            (0, "load", 0), (-1, "open", 0), (True, "load", 1), (2**63, "info", 0), ("1", "load", 0),
+            (Rel(1), "load", 1), (10**13, "open", 0), (2**63 - 1, "load", 0), (Rel(-1), "open", 2), (0, "delete", 0),
+            (Rel(-1), "delete", 1), (None, "delete", 2), (Rel(0), "delete", 2), (Rel(5), "delete", 0),
+            (None, "delete-all", 2), (None, "open_artifact", 0)]],
+    ],
+    "artifact_urls": [{"url": u, "how": "open_artifact"} for u in [
+        _SEED_URL, artifact_url_of("default", "seed-2", "seed/report.txt", 2),
+        artifact_url_of("default", "seed-2", "seed/report.txt", 3), artifact_url_of(SEED_NS, "seed-1", "tenant.txt", 1),
+        artifact_url_of("default", "seed-2", "cafe\u0301.txt", 1), artifact_url_of("default", "seed-2", "%2e%2e", 1),
+        "memvault://default/seed-2/seed/report.txt?version=1", _SEED_URL.replace("version=1", "version=0"),
+        _SEED_URL.replace("version=1", "version=01"), _SEED_URL.replace("version=1", "version=1e3"),
+        _SEED_URL.replace("version=1", "version=" + "9" * 18), _SEED_URL.replace("version=1", "version=" + "9" * 40),
+        _SEED_URL + "&x=1", _SEED_URL + "#x", _SEED_URL.replace("?", "#"), _SEED_URL.split("?")[0],
+        "memvault://default/seed-2/%ff?version=1", "memvault://default/%00/empty?version=1",
+        "memvault://default/\ud800/empty?version=1", "memvault://default/seed-2/%ED%A0%80?version=1",
+        "memvault://default%1Fcollections/seed-2/empty?version=1", "memvault://%64efault/seed%2D2/empty?version=1",
+        "memvault://default/seed-2/..?version=1", "memvault://default/seed-2/%2e%2e%2Fempty?version=1",
+        "memvault://default/seed-2/%2Fempty?version=1", "memvault://default/seed-2/a%5Cb?version=1",
+        "memvault://default/seed-2/empty?version=1\n", "memvault:///seed-2/empty?version=1", "memvault://", "",
+        "MEMVAULT://default/seed-2/empty?version=1", None, 5, b"memvault://default/seed-2/empty?version=1",
+        ["memvault://default/seed-2/empty?version=1"]]] + [{"url": _SEED_URL, "how": "aopen_artifact"},
+                                                           {"url": None, "how": "aopen_artifact"},
+                                                           {"url": "memvault://x", "how": "aopen_artifact"}],
+})
 
 
 # -- deterministic companions -----------------------------------------------------------------------------------------
