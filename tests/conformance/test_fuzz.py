@@ -290,7 +290,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1, as memvault.validation refuses them
 
 
 def id_problem(value: Any) -> str | None:
