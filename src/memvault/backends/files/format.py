@@ -6,6 +6,7 @@ import builtins
 import functools
 import hashlib
 import json
+import os
 import re
 import zlib
 from collections.abc import Callable
@@ -81,6 +82,18 @@ def body_size(line: bytes, seq: int) -> int:
 
 def stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def move_aside(d: Path) -> Path:
+    """Rename a corrupt session directory to ``<name>.corrupt-<stamp>`` (``-1``, ``-2``, ... if taken: never over
+    anything) and return where it went."""
+    base = d.with_name(f"{d.name}.corrupt-{stamp()}")
+    target, n = base, 0
+    while target.exists():
+        n += 1
+        target = base.with_name(f"{base.name}-{n}")
+    os.rename(d, target)
+    return target
 
 
 def os_errors(method: F) -> F:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from memvault.backends.files.format import LOCK, META, Meta, encode_name, os_errors, stamp
+from memvault.backends.files.format import LOCK, META, Meta, encode_name, move_aside, os_errors
 from memvault.backends.files.locking import SessionLocking
 from memvault.contract import SessionQuery, page_of, session_matches
 from memvault.errors import BackendUnavailable, CorruptData
@@ -76,12 +76,7 @@ class ListingOnFiles(SessionLocking):
                 return  # repaired or rewritten meanwhile
             except CorruptData:
                 pass
-            base = d.with_name(f"{d.name}.corrupt-{stamp()}")
-            target, n = base, 0
-            while target.exists():
-                n += 1
-                target = base.with_name(f"{base.name}-{n}")
-            os.rename(d, target)
+            target = move_aside(d)
             logger.warning("skipping corrupt session in %s: %s; moved it aside to %s", d.parent, exc, target)
         except FileNotFoundError:
             return

@@ -72,6 +72,7 @@ from memvault.backends.files.format import (
     body_size,
     encode_name,
     line_seq,
+    move_aside,
     os_errors,
     seq_prefix,
     stamp,
@@ -307,12 +308,7 @@ class FileStore(EntriesOnFiles, RecordsOnFiles, ListingOnFiles, IdIndexes, Sessi
 
     def _quarantine(self, ns: str, sid: str, d: Path, exc: CorruptData) -> CorruptData:
         """Move a corrupt session's directory aside (never over anything) and say where it went."""
-        base = d.with_name(f"{d.name}.corrupt-{stamp()}")
-        target, n = base, 0
-        while target.exists():
-            n += 1
-            target = base.with_name(f"{base.name}-{n}")
-        os.rename(d, target)
+        target = move_aside(d)
         self._forget(ns, sid)
         logger.warning("corrupt session %r/%r: %s; moved %s aside to %s", ns, sid, exc, d, target)
         moved = target / Path(exc.path).name if exc.path else target
