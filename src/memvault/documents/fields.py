@@ -9,6 +9,7 @@ from typing import Any
 from memvault.errors import (
     InvalidFilter,
 )
+from memvault.recall.filters import MISSING, lookup
 from memvault.validation import (
     check_json,
     check_text,
@@ -111,21 +112,6 @@ def check_fields(fields: object, what: str) -> list[str]:
 
 # -- filters ------------------------------------------------------------------------------------------------------
 OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
-_MISSING = object()
-
-
-def _field(value: Mapping[str, Any], path: str) -> Any:
-    """``value[path]``, else the dotted path ``a.b`` walked through nested objects; _MISSING when absent."""
-    if path in value:
-        return value[path]
-    if "." not in path:
-        return _MISSING
-    node: Any = value
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def _comparable(a: Any, b: Any) -> bool:
@@ -146,11 +132,11 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 def _operator_test(op: str, bound: Any) -> Callable[[Any], bool]:
     """The test of one ``{"$op": bound}`` pair (bound already checked)."""
     if op == "$eq":
-        return lambda v: v is not _MISSING and json_equal(v, bound)
+        return lambda v: v is not MISSING and json_equal(v, bound)
     if op == "$ne":
-        return lambda v: v is _MISSING or not json_equal(v, bound)
+        return lambda v: v is MISSING or not json_equal(v, bound)
     compare = _COMPARE[op]
-    return lambda v: v is not _MISSING and _comparable(v, bound) and bool(compare(v, bound))
+    return lambda v: v is not MISSING and _comparable(v, bound) and bool(compare(v, bound))
 
 
 def _matcher(condition: Any, where: str) -> Callable[[Any], bool]:
@@ -167,8 +153,8 @@ def _matcher(condition: Any, where: str) -> Callable[[Any], bool]:
         return lambda v: all(t(v) for t in tests)
     if isinstance(condition, dict):
         subs = {k: _matcher(c, f"{where}.{k}") for k, c in condition.items()}
-        return lambda v: isinstance(v, dict) and all(m(v.get(k, _MISSING)) for k, m in subs.items())
-    return lambda v: v is not _MISSING and json_equal(v, condition)
+        return lambda v: isinstance(v, dict) and all(m(v.get(k, MISSING)) for k, m in subs.items())
+    return lambda v: v is not MISSING and json_equal(v, condition)
 
 
 def compile_filter(flt: object) -> Callable[[Mapping[str, Any]], bool] | None:
@@ -190,6 +176,6 @@ def compile_filter(flt: object) -> Callable[[Mapping[str, Any]], bool] | None:
         if not key:
             raise InvalidFilter("filter has an empty field name")
         tests.append((key, _matcher(condition, key)))
-    return lambda value: all(test(_field(value, key)) for key, test in tests)
+    return lambda value: all(test(lookup(value, key)) for key, test in tests)
 
 

@@ -27,30 +27,32 @@ from memvault.model import ROLES, to_epoch
 from memvault.validation import check_json, check_number, json_equal, validate_id
 
 Predicate = Callable[[Mapping[str, Any]], bool]
-_MISSING = object()
+#: what :func:`lookup` returns for an absent field (distinct from a stored null)
+MISSING: Any = object()
 COMPARE = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte"}
 OPERATORS = COMPARE | {"$in", "$nin", "$contains", "$any", "$all", "$like", "$ilike", "$exists", "$empty"}
 RECALL_KEYS = frozenset({"role", "after", "before", "session", "metadata"})
 
 
 def lookup(data: Mapping[str, Any], field: str) -> Any:
+    """``data[field]``, else the dotted path ``a.b`` walked through nested objects; MISSING when absent."""
     if field in data:
         return data[field]
     value: Any = data
     for part in field.split("."):
         if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
+            return MISSING
         value = value[part]
     return value
 
 
 def _same(a: Any, b: Any) -> bool:
     """Equality of filter values: JSON equality, as in session listings (true is not 1; 1 is 1.0)."""
-    return a is not _MISSING and json_equal(a, b)
+    return a is not MISSING and json_equal(a, b)
 
 
 def _order(a: Any, b: Any, op: str) -> bool:
-    if a is _MISSING or a is None or isinstance(a, bool) != isinstance(b, bool):
+    if a is MISSING or a is None or isinstance(a, bool) != isinstance(b, bool):
         return False
     try:
         if op == "$lt":
@@ -120,11 +122,11 @@ def _operator(field: str, op: str, arg: Any) -> Predicate:
     if not isinstance(arg, bool):
         raise InvalidFilter(f"{op} on {field!r} needs true or false, got {arg!r}")
     if op == "$exists":
-        return lambda d: (lookup(d, field) is not _MISSING) == arg
+        return lambda d: (lookup(d, field) is not MISSING) == arg
 
     def empty(d: Mapping[str, Any]) -> bool:
         value = lookup(d, field)
-        is_empty = value is _MISSING or value is None or (isinstance(value, (str, list, dict)) and len(value) == 0)
+        is_empty = value is MISSING or value is None or (isinstance(value, (str, list, dict)) and len(value) == 0)
         return is_empty == arg
 
     return empty
