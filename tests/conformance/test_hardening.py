@@ -24,6 +24,7 @@ from memvault.errors import (
     MemvaultError,
 )
 from memvault.recall.embedders import HashEmbedder
+from memvault.testing.conformance.sessions import FILTER_CASES
 from memvault.validation import INTERNAL_SEPARATOR, MAX_METADATA_DEPTH, json_equal
 from tests.backends import BACKENDS, MemoryFactory
 
@@ -255,29 +256,7 @@ def test_a_bad_line_anywhere_rejects_the_whole_import(make_memory: MemoryFactory
 
 
 # -- 7. one metadata-filter semantics on every backend ---------------------------------------------------------------
-
-
-FILTER_CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
-    ({"o": {"a": 1, "b": 2}}, {"o": {"b": 2, "a": 1}}, True),
-    ({"o": {"a": 1, "b": {"c": [1, {"d": 2, "e": 3}]}}}, {"o": {"b": {"c": [1, {"e": 3, "d": 2}]}, "a": 1}}, True),
-    ({"o": {"a": 1}}, {"o": {"a": 1, "b": 2}}, False),
-    ({"l": [1, 2]}, {"l": [2, 1]}, False),
-    ({"n": 1}, {"n": True}, False),
-    ({"n": 0}, {"n": False}, False),
-    ({"n": True}, {"n": True}, True),
-    ({"n": False}, {"n": False}, True),
-    ({"n": True}, {"n": 1}, False),
-    ({"n": 1}, {"n": 1.0}, True),
-    ({"n": 2.5}, {"n": 2.5}, True),
-    ({"o": {"x": 1}}, {"o": {"x": True}}, False),
-    ({"o": {"x": 1}}, {"o": {"x": 1.0}}, True),
-    ({"s": "1"}, {"s": 1}, False),
-    ({"z": None}, {"z": None}, True),
-    ({"z": None}, {"missing": None}, False),
-    ({"e": {}}, {"e": {}}, True),
-    ({"e": []}, {"e": {}}, False),
-    ({"big": 2**62}, {"big": 2**62}, True),
-]
+# the cases are the shipped conformance kit's (memvault.testing.conformance.sessions), run here per backend
 
 
 @pytest.mark.parametrize(("stored", "wanted", "expected"), FILTER_CASES, ids=short)
