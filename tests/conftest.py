@@ -13,20 +13,8 @@ from typing import Any
 import pytest
 
 from memvault import Memory
+from memvault.testing.conformance import FakeClock  # the shipped one (tests import it from here too)
 from tests.backends import BACKENDS, FLAVOURS, MemoryFactory, memory_factory
-
-
-class FakeClock:
-    """An injectable clock (epoch seconds) that only moves when told to."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
