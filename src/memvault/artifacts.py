@@ -287,7 +287,24 @@ class _Cursor:
             raise ValueError("I/O operation on a closed artifact reader")
 
 
-class ArtifactReader(io.RawIOBase):
+class _Position:
+    """What both readers share: the position over the version's cursor, and its release."""
+
+    _cursor: _Cursor
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._cursor.check_open()
+        return self._cursor.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._cursor.pos
+
+    def _release(self) -> None:
+        self._cursor.closed = True
+        self._cursor.block = b""
+
+
+class ArtifactReader(_Position, io.RawIOBase):
     """A binary, seekable reader over one artifact version, fetching one chunk at a time: ``read(n)``, ``read()``,
     iteration (yields the stored chunks from the current position on), ``with``. ``info`` is its ArtifactVersion."""
 
@@ -333,20 +350,12 @@ class ArtifactReader(io.RawIOBase):
                 return
             yield block
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._cursor.check_open()
-        return self._cursor.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._cursor.pos
-
     def close(self) -> None:
-        self._cursor.closed = True
-        self._cursor.block = b""
+        self._release()
         super().close()
 
 
-class AsyncArtifactReader:
+class AsyncArtifactReader(_Position):
     """The async twin of :class:`ArtifactReader`: ``await read(n)``, ``async for block in reader``, ``async with``."""
 
     def __init__(self, cursor: _Cursor, fetch: Callable[[int], Any]) -> None:
@@ -372,16 +381,8 @@ class AsyncArtifactReader:
                 return
             yield block
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._cursor.check_open()
-        return self._cursor.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._cursor.pos
-
     async def aclose(self) -> None:
-        self._cursor.closed = True
-        self._cursor.block = b""
+        self._release()
 
     async def __aenter__(self) -> AsyncArtifactReader:
         return self
