@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from memvault.cursors import decode_cursor, encode_cursor
+from memvault.errors import UnsupportedOperation
 from memvault.model import Message, Page, Record, SessionInfo
 from memvault.validation import check_limit, metadata_matches
 
@@ -74,6 +75,18 @@ class Entry(NamedTuple):
     kind: str
     key: str
     value: bytes
+
+
+class Rewrite(NamedTuple):
+    """One in-place change for :meth:`Store.rewrite`. ``space`` "message": ``key`` is the message id, ``old`` its
+    seq, ``new`` its new body (str); "record": ``old`` / ``new`` are the record's data as read / to write (dicts);
+    "entry": ``old`` / ``new`` are the entry's value as read / to write (bytes). ``kind`` is "" for messages."""
+
+    space: str
+    kind: str
+    key: str
+    old: Any
+    new: Any
 
 
 class Store(ABC):
@@ -176,6 +189,14 @@ class Store(ABC):
         such position), or those of ``ids`` that exist. Exactly one of ``index`` / ``ids`` is given. Two concurrent
         pops never return the same message: what one returns, it alone deleted."""
 
+    def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        """Maintenance (``memvault rekey``): change payloads in place, each only while it is still what was read
+        (compare-and-set, so a concurrent writer's newer value is never overwritten). Each change is atomic on its
+        own (the batch is not all-or-nothing); seqs, order, ``updated_at`` and the TTL are left as they are; what
+        a backend derives from a message body (keyword index, metadata columns, sizes) follows the new body.
+        Returns how many changes were made. Optional: the default raises UnsupportedOperation."""
+        raise UnsupportedOperation(f"the {self.backend} backend cannot rewrite payloads in place")
+
     @abstractmethod
     def count(self, ns: str, sid: str) -> int:
         """Number of messages in the session (0 when it does not exist)."""
@@ -245,6 +266,17 @@ class Store(ABC):
     ) -> int:
         """Delete the ``keys`` of ``kind`` (or, with no keys, those with ``start <= key < stop``: all when both
         are None); returns how many were deleted."""
+
+    def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        """The kinds the live session holds: ``{"records": [...], "entries": [...]}``, each sorted (maintenance:
+        ``memvault rekey`` visits every payload). Optional: the default raises UnsupportedOperation."""
+        raise UnsupportedOperation(f"the {self.backend} backend cannot list a session's kinds")
+
+    def scrub_clear_index(self) -> list[str]:
+        """Drop what the backend derived from message text in clear for its own search (keyword index, vectors,
+        index files), after the messages were encrypted in place (``memvault rekey``); returns what was dropped.
+        A backend that keeps nothing derived does nothing (the default)."""
+        return []
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def ping(self) -> None:  # noqa: B027 - optional hook

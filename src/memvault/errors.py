@@ -99,15 +99,42 @@ class ArtifactNotFound(MemvaultError, LookupError):
     """No such artifact (or version) in this session, or its URL belongs to another namespace."""
 
 
+class EncryptionError(MemvaultError):
+    """Base of the encryption-at-rest errors (``Memory(url, encryption=...)``). Nothing is changed when raised."""
+
+
+class InvalidEncryptionKey(EncryptionError, ValueError):
+    """An ``encryption=`` value is not a usable key: 32 bytes, their base64 or hex, ``env:NAME``, ``file:PATH``, a
+    list of those (the first encrypts, all decrypt) or a key provider."""
+
+
+class EncryptionKeyMissing(EncryptionError):
+    """The store holds encrypted data and this Memory was opened without a key: pass ``encryption=<key>``."""
+
+
+class WrongEncryptionKey(EncryptionError):
+    """The data was encrypted with a key this Memory does not hold (its key id is in the message). Pass that key,
+    e.g. as an old key during rotation: ``encryption=[new_key, old_key]``."""
+
+
+class CodecUnavailable(MemvaultError):
+    """A payload is compressed with a codec whose package is not installed (zstd: ``pip install
+    'memvault[zstd]'``), or ``compression=`` names an unknown codec."""
+
+
 __all__ = [
     "ArtifactNotFound",
     "ArtifactTooLarge",
     "BackendUnavailable",
+    "CodecUnavailable",
     "CorruptData",
     "EmbeddingModelMismatch",
+    "EncryptionError",
+    "EncryptionKeyMissing",
     "InvalidArtifact",
     "InvalidCursor",
     "InvalidEmbedder",
+    "InvalidEncryptionKey",
     "InvalidFilter",
     "InvalidMessage",
     "InvalidMetadata",
@@ -121,4 +148,5 @@ __all__ = [
     "StateConflict",
     "SummarizerFailed",
     "UnsupportedOperation",
+    "WrongEncryptionKey",
 ]

@@ -17,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memvault.contract import AppendOptions, Entry, SessionQuery, Store
+from memvault.contract import AppendOptions, Entry, Rewrite, SessionQuery, Store
 from memvault.model import Message, Page, Record, SessionInfo
 
 
@@ -63,6 +63,12 @@ class PlannedStore(Store):
 
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         return self._run("delete_messages", ns, sid, ids)
+
+    def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        return self._run("rewrite", ns, sid, changes)
+
+    def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        return self._run("list_kinds", ns, sid)
 
     def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
@@ -164,6 +170,12 @@ class AsyncStore:
 
     async def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         return await self._arun("delete_messages", ns, sid, ids)
+
+    async def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        return await self._arun("rewrite", ns, sid, changes)
+
+    async def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        return await self._arun("list_kinds", ns, sid)
 
     async def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None

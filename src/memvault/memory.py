@@ -6,6 +6,7 @@ plain method and an ``a``-prefixed coroutine twin.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -13,11 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from memvault.artifacts import DEFAULT_MAX_BYTES as DEFAULT_MAX_ARTIFACT_BYTES
 from memvault.artifacts import ArtifactReader, AsyncArtifactReader, SessionArtifacts, parse_artifact_url
+from memvault.codecs.envelope import raw_envelopes
+from memvault.codecs.payload import DEFAULT_THRESHOLD as DEFAULT_COMPRESSION_THRESHOLD
+from memvault.codecs.store import install as install_codecs
 from memvault.contract import MAX_PAGE, AppendOptions, SessionQuery, Store
 from memvault.drive import Call, Emit, Op, iter_async, iter_sync, run_async, run_sync
 from memvault.errors import (
     ArtifactNotFound,
     EmbeddingModelMismatch,
+    EncryptionKeyMissing,
     InvalidFilter,
     InvalidMessage,
     InvalidMetadata,
@@ -58,6 +63,7 @@ from memvault.validation import (
 )
 
 if TYPE_CHECKING:
+    from memvault.codecs.rekey import RekeyJob, RekeyReport
     from memvault.compression.compressor import Compressor
     from memvault.compression.context import Context, ContextRequest
     from memvault.compression.policy import CompressionPolicy
@@ -91,7 +97,10 @@ class Memory:
     ``Memory("redis://…")``, ``Memory("postgresql://…")``, ``Memory("file:///dir")``, ``Memory("memory://")`` pick a
     backend; an existing Store or client object works too. ``namespace`` is the tenant every handle defaults to;
     ``ttl`` (seconds, None = never) and ``max_messages`` are the defaults for sessions opened from this Memory.
-    ``clock`` (epoch seconds) is injectable for tests. Other keyword options go to the backend.
+    ``clock`` (epoch seconds) is injectable for tests. ``encryption`` (a key, a list of keys - the first
+    encrypts, all decrypt - or a key provider) encrypts every payload at rest; ``compression`` ("zstd", "gzip")
+    compresses payloads of at least ``compression_threshold`` bytes (docs/encryption.md). Other keyword options
+    go to the backend.
     """
 
     def __init__(
@@ -105,6 +114,9 @@ class Memory:
         embedder: Any = "default",
         state_history: int | None = DEFAULT_HISTORY,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+        encryption: Any = None,
+        compression: str | None = None,
+        compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
         **options: Any,
     ) -> None:
         if clock is not None:
@@ -115,7 +127,8 @@ class Memory:
         #: versions of a session's state kept in its history (None: all); the largest artifact a save accepts
         self.state_history = check_history(state_history)
         self.max_artifact_bytes = check_int(max_artifact_bytes, "max_artifact_bytes")
-        self.store: Store = open_store(url, **options)
+        self.store: Store = install_codecs(open_store(url, **options), encryption, compression,
+                                           threshold=check_int(compression_threshold, "compression_threshold"))
         self.ttl: float | None = self.store.default_ttl if ttl is _DEFAULT else chosen_ttl
         self._closed = False
         #: callables ``hook(event, namespace, session_id, payload)`` run after each successful write; services
@@ -325,6 +338,44 @@ class Memory:
         if isinstance(lines, str):
             lines = lines.split("\n")  # not splitlines(): U+2028, NEL, ... are text inside a line
         return await run_async(self.store, self._import(lines, session_id, namespace, user_id))
+
+    # -- key rotation ----------------------------------------------------------------------------------------------
+    def _rekey(self, namespace: str | None, progress: Any = None, stop: Any = None) -> tuple[Store, Any]:
+        from memvault.codecs.rekey import rekey_op, tenant_namespaces
+        from memvault.codecs.store import SealedStore
+
+        store = self.store
+        if not isinstance(store, SealedStore) or not store.codec.encrypts:
+            raise EncryptionKeyMissing("rekey needs a Memory opened with encryption=[new_key, old_key, ...]")
+        return store.inner, rekey_op(store, tenant_namespaces(self._ns(namespace)), progress=progress, stop=stop)
+
+    def _run_rekey(self, namespace: str | None, progress: Any = None, stop: Any = None) -> RekeyReport:
+        from memvault.codecs.rekey import scrub_after
+
+        inner, op = self._rekey(namespace, progress, stop)
+        with raw_envelopes():
+            return scrub_after(inner, run_sync(inner, op))
+
+    def rekey(self, namespace: str | None = None) -> RekeyReport:
+        """Re-seal every payload of ``namespace`` (default: this Memory's, with its collections and stores) that
+        is not under the primary key: an old key's, or clear data from before encryption was on. Safe with live
+        writers, resumable (a rerun skips what is current). See docs/encryption.md."""
+        return self._run_rekey(namespace)
+
+    async def arekey(self, namespace: str | None = None) -> RekeyReport:
+        from memvault.codecs.rekey import scrub_after
+
+        inner, op = self._rekey(namespace)
+        with raw_envelopes():
+            report = await run_async(inner, op)
+        return await asyncio.to_thread(scrub_after, inner, report)
+
+    def start_rekey(self, namespace: str | None = None) -> RekeyJob:
+        """:meth:`rekey` in a background thread: ``job.report`` grows as it goes, ``job.wait()``, ``job.cancel()``."""
+        from memvault.codecs.rekey import RekeyJob
+
+        self._rekey(namespace)  # fails now, in the caller's thread, when there is no key
+        return RekeyJob(lambda stop, progress: self._run_rekey(namespace, progress, stop))
 
     def purge_expired(self) -> int:
         """Remove expired sessions for good; returns how many."""

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
+from memvault.codecs.envelope import SEALED, unseal_in_place
 from memvault.errors import (
+    CodecUnavailable,
     CorruptData,
+    EncryptionError,
     InvalidMessage,
     InvalidSessionId,
     MemvaultError,
@@ -200,6 +203,11 @@ def _body_dict(message: Message) -> dict[str, Any]:
     return body
 
 
+def canonical_body(message: Message) -> str:
+    """The canonical body of an already stored (hence valid) message, without validating it again."""
+    return _dumps(_body_dict(message))
+
+
 def encode_body(message: Message, max_bytes: int | None = None) -> Record:
     """Validate ``message`` and return its canonical body. Raises InvalidMessage / MessageTooLarge."""
     check_message(message)
@@ -218,8 +226,10 @@ def decode_body(body: str | bytes, *, session_id: str | None, seq: int | None, w
     """Inverse of :func:`encode_body`. Raises CorruptData when ``body`` is not a message encoding."""
     try:
         data = json.loads(body)
+        if isinstance(data, dict) and SEALED in data:  # stored through a codec (memvault.codecs)
+            data = unseal_in_place(data, where)
         return _from_dict(data, session_id=session_id, seq=seq)
-    except SchemaVersionError:
+    except (SchemaVersionError, EncryptionError, CodecUnavailable, CorruptData):
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise CorruptData(f"cannot decode stored message{' in ' + where if where else ''}: {exc}") from None

@@ -36,7 +36,7 @@ from typing import Any
 
 from memvault import lifecycle
 from memvault.config import memvault_home
-from memvault.contract import AppendOptions, Entry, SessionQuery, Store
+from memvault.contract import AppendOptions, Entry, Rewrite, SessionQuery, Store
 from memvault.errors import BackendUnavailable, InvalidURL, MemvaultError
 from memvault.model import Message, Page, Record, SessionInfo
 
@@ -385,6 +385,13 @@ class SpoolStore(Store):
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         self._guard(ns, sid)
         return self._call("delete_messages", ns, sid, ids)
+
+    def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        return dict(self._call("list_kinds", ns, sid))
+
+    def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        self._guard(ns, sid)
+        return int(self._call("rewrite", ns, sid, changes))
 
     def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from memvault.contract import AppendOptions, Entry, SessionQuery, Store, page_of, pop_range, session_matches
+from memvault.contract import AppendOptions, Entry, Rewrite, SessionQuery, Store, page_of, pop_range, session_matches
 from memvault.errors import SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
 from memvault.validation import merge_session_metadata
@@ -270,6 +270,42 @@ class InMemoryStore(Store):
             if doomed:
                 session.updated_at = max(self.clock(), session.updated_at)
             return len(doomed)
+
+    def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            if session is None:
+                return {"records": [], "entries": []}
+            return {"records": sorted(k for k, t in session.records.items() if t),
+                    "entries": sorted(k for k, t in session.entries.items() if t.values)}
+
+    def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        with self._state.lock:
+            session = self._live(ns, sid)
+            if session is None:
+                return 0
+            done = 0
+            for change in changes:
+                if change.space == "message":
+                    seq = session.by_id.get(change.key)
+                    if seq is None or seq != change.old:
+                        continue
+                    old = session.rows[seq]
+                    session.rows[seq] = Record(change.key, change.new)
+                    session.size_bytes += len(change.new.encode("utf-8")) - len(old.body.encode("utf-8"))
+                elif change.space == "record":
+                    table = session.records.get(change.kind, {})
+                    text = table.get(change.key)
+                    if text is None or json.loads(text) != change.old:
+                        continue
+                    table[change.key] = json.dumps(change.new, ensure_ascii=False)
+                else:
+                    entries = session.entries.get(change.kind)
+                    if entries is None or entries.values.get(change.key) != change.old:
+                        continue
+                    entries.put(change.key, bytes(change.new))
+                done += 1
+            return done
 
     def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None

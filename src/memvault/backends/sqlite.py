@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from memvault.config import file_path, query_options
-from memvault.contract import MAX_PAGE, AppendOptions, Entry, SessionQuery, Store, pop_range
+from memvault.contract import MAX_PAGE, AppendOptions, Entry, Rewrite, SessionQuery, Store, pop_range
 from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import BackendUnavailable, CorruptData, SchemaVersionError, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
@@ -282,6 +282,25 @@ class SQLiteStore(Store):
                 except sqlite3.Error as exc:
                     conn.execute("ROLLBACK")
                     raise self._translate(exc) from exc
+
+    def scrub_clear_index(self) -> list[str]:
+        """Drop the recall tables, triggers and HNSW files (rebuilt on demand by a Memory that recalls natively),
+        then VACUUM and truncate the WAL so no freed page keeps text of before."""
+        dropped: list[str] = []
+        with self.transaction() as c:
+            for kind, name in c.execute("SELECT type, name FROM sqlite_master WHERE name LIKE 'recall%' AND "
+                                        "type IN ('trigger', 'table') AND name NOT LIKE 'recall\\_fts\\_%' "
+                                        "ESCAPE '\\' ORDER BY type = 'table'").fetchall():
+                c.execute(f"DROP {kind.upper()} IF EXISTS \"{name}\"")
+                dropped.append(name)
+            c.execute("DELETE FROM schema_versions WHERE component = 'recall'")
+        for path in self.path.parent.glob(self.path.name + ".recall-*"):
+            path.unlink(missing_ok=True)
+            dropped.append(path.name)
+        with self._lock:
+            self.conn.execute("VACUUM")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return dropped
 
     def migrate(self, component: str, steps: Sequence[str]) -> int:
         """Bring ``component``'s tables to ``len(steps)``; each step is a SQL script. Safe across processes."""
@@ -591,6 +610,47 @@ class SQLiteStore(Store):
                     (deleted, deleted_bytes, self.clock(), ns, sid),
                 )
         return deleted
+
+    def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        with self.transaction(write=False) as c:
+            if self._live_row(c, ns, sid) is None:
+                return {"records": [], "entries": []}
+            return {table: [r[0] for r in c.execute(
+                f"SELECT DISTINCT kind FROM {table} WHERE namespace = ? AND session_id = ? ORDER BY kind", (ns, sid))]
+                for table in ("records", "entries")}
+
+    def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        done = delta = 0
+        where = "namespace = ? AND session_id = ? AND kind = ? AND key = ?"
+        with self.transaction() as c:
+            if self._live_row(c, ns, sid) is None:
+                return 0
+            for change in changes:
+                if change.space == "message":
+                    cond = "namespace = ? AND session_id = ? AND id = ? AND seq = ?"
+                    args = (ns, sid, change.key, change.old)
+                    row = c.execute(f"SELECT length(CAST(body AS BLOB)) FROM messages WHERE {cond}", args).fetchone()
+                    if row is None:
+                        continue
+                    c.execute(f"UPDATE messages SET body = ? WHERE {cond}", (change.new, *args))
+                    delta += len(change.new.encode("utf-8")) - row[0]
+                elif change.space == "record":
+                    args = (ns, sid, change.kind, change.key)
+                    row = c.execute(f"SELECT data FROM records WHERE {where}", args).fetchone()
+                    if row is None or json.loads(row[0]) != change.old:
+                        continue
+                    c.execute(f"UPDATE records SET data = ? WHERE {where}",
+                              (json.dumps(change.new, ensure_ascii=False), *args))
+                else:
+                    cursor = c.execute(f"UPDATE entries SET value = ? WHERE {where} AND value = ?",
+                                       (bytes(change.new), ns, sid, change.kind, change.key, bytes(change.old)))
+                    if cursor.rowcount != 1:
+                        continue
+                done += 1
+            if delta:
+                c.execute("UPDATE sessions SET size_bytes = size_bytes + ? WHERE namespace = ? AND id = ?",
+                          (delta, ns, sid))
+        return done
 
     def pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None

@@ -328,6 +328,38 @@ class EntriesOnFiles:
 
         return self._write(ns, sid, True, op, [])
 
+    def _rewrite_entries(self, ns: str, sid: str, d: Path, meta: Meta, changes: Sequence[Any]) -> int:
+        """The entry part of Store.rewrite, with the session's lock held: each value still as read is replaced."""
+        if not meta.ebytes:
+            return 0
+        with self._stripe(ns, sid):
+            table = self._table(d, meta)
+            values = _Values(d / meta.entries_file)
+            try:
+                lines: list[bytes] = []
+                puts: list[tuple[str, str, bytes]] = []
+                for change in changes:
+                    row = table.kinds.get(change.kind, {}).get(change.key)
+                    if row is None or values.get(row) != bytes(change.old):
+                        continue
+                    value = bytes(change.new)
+                    line = _line(change.kind, change.key, value)
+                    table.apply(change.kind, change.key, Row(value, len(line), -1))
+                    lines.append(line)
+                    puts.append((change.kind, change.key, value))
+            finally:
+                values.close()
+            try:
+                if lines:  # then compacted: the replaced lines must not stay in the log (rekey of clear data)
+                    meta = self._compact(d, self._write_entries(d, meta, lines, puts, table), table)
+                    self._commit(d, meta)
+            except BaseException:
+                self._forget_entries(ns, sid)
+                raise
+        if lines:
+            self._sweep(d, meta)
+        return len(lines)
+
     def _read_table(self, ns: str, sid: str, pick: Callable[[EntryTable, _Values], T], missing: T) -> T:
         def op(d: Path, meta: Meta, fd: int) -> T:
             if not meta.ebytes:

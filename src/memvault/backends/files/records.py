@@ -116,6 +116,36 @@ class RecordsOnFiles:
 
             return self._write(ns, sid, False, repair, [])
 
+    def _rewrite_records(self, d: Path, meta: Meta, changes: Sequence[Any]) -> int:
+        """The record part of Store.rewrite, with the session's lock held."""
+        kinds = self._records_locked(d, meta)
+        done = 0
+        for change in changes:
+            table = kinds.get(change.kind, {})
+            if change.key in table and table[change.key] == change.old:
+                table[change.key] = json.loads(json.dumps(change.new, ensure_ascii=False, allow_nan=False))
+                done += 1
+        if done:
+            self._save_records(d, meta, kinds)
+        return done
+
+    def _record_kinds(self, ns: str, sid: str) -> list[str]:
+        """The kinds holding at least one record (the records file is read under the same rules as get_records)."""
+        def op(d: Path, meta: Meta, fd: int) -> list[str]:
+            try:
+                return [k for k, t in self._load_records(d, meta).items() if t]
+            except CorruptData as exc:
+                raise RecordsDamaged from exc
+
+        try:
+            return self._read(ns, sid, op, [], file=False)
+        except RecordsDamaged:
+            def repair(d: Path, meta: Meta | None) -> list[str]:
+                return [] if meta is None or not self._alive(meta) else [
+                    k for k, t in self._records_locked(d, meta).items() if t]
+
+            return self._write(ns, sid, False, repair, [])
+
     @os_errors
     def delete_records(self, ns: str, sid: str, kind: str, keys: Sequence[str] | None = None) -> int:
         def op(d: Path, meta: Meta | None) -> int:

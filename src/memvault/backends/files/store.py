@@ -84,7 +84,7 @@ from memvault.backends.files.locking import SessionLocking
 from memvault.backends.files.records import RecordsOnFiles
 from memvault.caching import LRUCache, budget_lru
 from memvault.config import file_path, query_options
-from memvault.contract import AppendOptions, Store, pop_range
+from memvault.contract import AppendOptions, Rewrite, Store, pop_range
 from memvault.errors import (
     BackendUnavailable,
     CorruptData,
@@ -543,6 +543,63 @@ class FileStore(EntriesOnFiles, RecordsOnFiles, ListingOnFiles, IdIndexes, Sessi
             return self._delete_locked(ns, sid, d, meta, ids)
 
         return self._write(ns, sid, False, op, 0)
+
+    @os_errors
+    def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
+        records = sorted(k for k in self._record_kinds(ns, sid))
+        none: list[str] = []
+        entries = self._read_table(ns, sid, lambda table, _: sorted(k for k, t in table.kinds.items() if t), none)
+        return {"records": records, "entries": entries}
+
+    @os_errors
+    def rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> int:
+        by_space: dict[str, list[Rewrite]] = {"message": [], "record": [], "entry": []}
+        for change in changes:
+            by_space[change.space].append(change)
+
+        def op(d: Path, meta: Meta | None) -> int:
+            if meta is None or not self._alive(meta):
+                return 0
+            done = self._rewrite_records(d, meta, by_space["record"]) if by_space["record"] else 0
+            if by_space["entry"]:
+                done += self._rewrite_entries(ns, sid, d, meta, by_space["entry"])
+            if by_space["message"]:
+                done += self._rewrite_messages(ns, sid, d, meta, by_space["message"])
+            return done
+
+        return self._write(ns, sid, False, op, 0)
+
+    def _rewrite_messages(self, ns: str, sid: str, d: Path, meta: Meta, changes: Sequence[Rewrite]) -> int:
+        """The message part of rewrite, with the session's lock held: a new generation with those bodies
+        replaced (a line whose seq is not the expected one is left alone)."""
+        fd = self._open_messages(d, meta, write=True)
+        try:
+            index = self._index(d, meta, fd)
+            wanted = {index.ids[c.key][1]: c for c in changes if c.key in index.ids}  # offset -> change
+            if not wanted:
+                return 0
+            path = d / meta.file
+            lines: list[bytes] = []
+            delta = done = 0
+            for offset, line in self._iter_lines(fd, meta.head, meta.bytes, path, block=1 << 20):
+                change = wanted.get(offset)
+                seq = line_seq(line) if change is not None else None
+                if change is not None and seq is not None and seq == change.old:
+                    new = seq_prefix(seq) + change.new.encode("utf-8")[1:]
+                    delta += body_size(new, seq) - body_size(line, seq)
+                    line = new
+                    done += 1
+                lines.append(line + b"\n")
+        finally:
+            os.close(fd)
+        if not done:
+            return 0
+        new_meta = self._rewrite(d, meta, lines)
+        new_meta.size += delta
+        self._commit(d, new_meta)
+        self._forget(ns, sid)  # offsets moved
+        self._sweep(d, new_meta)
+        return done
 
     @os_errors
     def pop_messages(

@@ -37,12 +37,15 @@ from memvault.backends.postgres.sql import (
     PUT_ENTRIES,
     PUT_ENTRY,
     PUT_RECORD,
+    REWRITE_ENTRIES,
+    REWRITE_MESSAGES,
+    REWRITE_RECORDS,
     SCAN_ENTRIES,
     UPDATE_METADATA,
     WRITE,
 )
 from memvault.config import mask_url
-from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, SessionQuery, pop_range
+from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, Rewrite, SessionQuery, pop_range
 from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import InvalidCursor, InvalidFilter, InvalidMessage, InvalidMetadata, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch, to_epoch
@@ -316,6 +319,36 @@ class PostgresPlans:
             return 0
         rows = yield Q(self._sql(DELETE_MESSAGES), {"ns": ns, "sid": sid, "ids": wanted, "now": self.clock()})
         return int(rows[0][0])
+
+    def _p_list_kinds(self, ns: str, sid: str) -> Plan[dict[str, list[str]]]:
+        params = {"ns": ns, "sid": sid, "now": self.clock()}
+        out: dict[str, list[str]] = {}
+        for table in ("records", "entries"):
+            rows = yield Q(self._sql(
+                f"SELECT DISTINCT kind FROM {{s}}.{table} WHERE namespace = %(ns)s AND session_id = %(sid)s "
+                "AND {LIVE_SESSION} ORDER BY kind"), params)
+            out[table] = [r[0] for r in rows]
+        return out
+
+    def _p_rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> Plan[int]:
+        base = {"ns": ns, "sid": sid, "now": self.clock()}
+        done = 0
+        messages = [c for c in changes if c.space == "message" and "\x00" not in c.key]
+        if messages:
+            params = self._append_params(ns, sid, [Record(c.key, c.new) for c in messages], AppendOptions())
+            rows = yield Q(self._sql(REWRITE_MESSAGES), {
+                **base, "seqs": [int(c.old) for c in messages],
+                **{k: params[k] for k in ("ids", "bodies", "roles", "metas", "texts")}})
+            done += int(rows[0][0])
+        for space, sql, encode in (("record", REWRITE_RECORDS, lambda d: json.dumps(d, ensure_ascii=False)),
+                                   ("entry", REWRITE_ENTRIES, bytes)):
+            chosen = [c for c in changes if c.space == space]
+            if chosen:
+                rows = yield Q(self._sql(sql), {
+                    **base, "kinds": [c.kind for c in chosen], "keys": [c.key for c in chosen],
+                    "olds": [encode(c.old) for c in chosen], "news": [encode(c.new) for c in chosen]})
+                done += len(rows)
+        return done
 
     def _p_pop_messages(
         self, ns: str, sid: str, index: int | None, count: int, ids: Sequence[str] | None

@@ -60,6 +60,47 @@ WITH del AS (
 SELECT count(*) FROM del
 """
 
+# Store.rewrite, compare-and-set: the body and what is derived from it (role, metadata, keyword vector) of the
+# messages still at the seq that was read; sizes follow, nothing else moves
+REWRITE_MESSAGES = """
+WITH n AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(seqs)s::bigint[], %(bodies)s::text[], %(roles)s::text[],
+                         %(metas)s::text[], %(texts)s::text[]) AS n(id, seq, body, role, metadata, text)
+), old AS (
+    SELECT m.seq, octet_length(m.body) AS b FROM {s}.messages m JOIN n ON m.id = n.id AND m.seq = n.seq
+    WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND {LIVE_SESSION}
+), upd AS (
+    UPDATE {s}.messages m SET body = n.body, role = n.role, metadata = n.metadata::jsonb,
+                              search = to_tsvector({cfg}, n.text)
+    FROM n WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND m.seq = n.seq AND m.id = n.id
+        AND m.seq IN (SELECT seq FROM old)
+    RETURNING octet_length(m.body) AS b
+), sz AS (
+    UPDATE {s}.sessions SET size_bytes = size_bytes + (SELECT COALESCE(sum(b), 0) FROM upd)
+                                                    - (SELECT COALESCE(sum(b), 0) FROM old)
+    WHERE namespace = %(ns)s AND id = %(sid)s AND EXISTS (SELECT 1 FROM upd)
+)
+SELECT count(*) FROM upd
+"""
+
+REWRITE_RECORDS = """
+WITH n AS (SELECT * FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(olds)s::text[], %(news)s::text[])
+           AS n(kind, key, old, new))
+UPDATE {s}.records r SET data = n.new FROM n
+WHERE r.namespace = %(ns)s AND r.session_id = %(sid)s AND r.kind = n.kind AND r.key = n.key AND r.data = n.old
+    AND {LIVE_SESSION}
+RETURNING 1
+"""
+
+REWRITE_ENTRIES = """
+WITH n AS (SELECT * FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(olds)s::bytea[], %(news)s::bytea[])
+           AS n(kind, key, old, new))
+UPDATE {s}.entries e SET value = n.new FROM n
+WHERE e.namespace = %(ns)s AND e.session_id = %(sid)s AND e.kind = n.kind AND e.key = n.key AND e.value = n.old
+    AND {LIVE_SESSION}
+RETURNING 1
+"""
+
 POP_LOCK = f"SELECT message_count FROM {{s}}.sessions WHERE namespace = %(ns)s AND id = %(sid)s AND {LIVE} FOR UPDATE"
 
 # after POP_LOCK, in the same transaction: a new statement, so its snapshot sees pops committed while it waited

@@ -504,6 +504,23 @@ class PostgresStore(PostgresPlans, PlannedStore):
         self.has_vector = row is not None
         self.vector_schema = row[0] if row else None
 
+    def scrub_clear_index(self) -> list[str]:
+        """Drop the recall vector tables (pgvector), rebuilt on demand by a Memory that recalls natively. Row
+        versions of before stay in the table files until ``VACUUM FULL`` (docs/encryption.md)."""
+        with self.connection() as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'recall\\_vectors\\_%%'",
+                (self.schema,)).fetchall()]
+            schema = pgsql.Identifier(self.schema).as_string(conn)
+            with conn.transaction():
+                for table in tables:
+                    conn.execute(f"DROP TABLE IF EXISTS {schema}.{pgsql.Identifier(table).as_string(conn)}")
+                if tables:
+                    conn.execute(f"DELETE FROM {schema}.schema_versions WHERE component LIKE 'recall\\_%%'")
+            if not conn.autocommit:
+                conn.commit()
+        return tables
+
     def migrate(self, component: str, steps: Sequence[str | Callable[[psycopg.Connection[Any]], None]]) -> int:
         """Bring ``component``'s tables to version ``len(steps)``. A step is a SQL script (``{schema}`` stands for
         the quoted schema) or a callable taking the connection. Runs in one transaction under an advisory lock, so

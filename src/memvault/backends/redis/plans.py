@@ -43,10 +43,11 @@ from memvault.backends.redis.scripts import (
     PURGE_ONE,
     PUT_RECORD,
     READ,
+    REWRITE,
     SCAN_ENTRIES,
     UPDATE_METADATA,
 )
-from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, SessionQuery
+from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, Rewrite, SessionQuery
 from memvault.cursors import decode_cursor, encode_cursor
 from memvault.errors import BackendUnavailable, CorruptData, SessionNotFound
 from memvault.model import Message, Page, Record, SessionInfo, decode_body, from_epoch
@@ -278,6 +279,45 @@ class RedisPlans:
         script = Eval(DELETE_MESSAGES, self._keys(ns, sid, 3), (now, *wanted))
         deleted = yield from self._indexed(script, ("ZADD", self._index(ns), "XX", "GT", now, sid))
         return int(deleted)
+
+    def _p_list_kinds(self, ns: str, sid: str) -> Plan:
+        (s, k), (_, ez, _) = self._keys(ns, sid, 4)[::3], self._entry_keys(ns, sid)
+        alive, kinds = yield [("EXISTS", s), ("SMEMBERS", k)]
+        if not alive:
+            return {"records": [], "entries": []}
+        found: list[str] = []
+        low = "-"
+        while True:  # one step per kind: the first member at or after the end of the previous kind
+            (first,) = yield [("ZRANGEBYLEX", ez, low, "+", "LIMIT", 0, 1)]
+            if not first:
+                break
+            kind = as_text(first[0]).split("\x00", 1)[0]
+            found.append(kind)
+            low = f"[{kind}\x01"
+        records = []
+        for kind in sorted(as_text(x) for x in kinds):
+            (n,) = yield [("HLEN", f"{self._base(ns, sid)}r:{kind}")]
+            if n:
+                records.append(kind)
+        return {"records": records, "entries": found}
+
+    def _p_rewrite(self, ns: str, sid: str, changes: Sequence[Rewrite]) -> Plan:
+        if not changes:
+            return 0
+        args: list[Any] = [lua_num(self.clock())]
+        for c in changes:
+            old: str | bytes
+            new: str | bytes
+            if c.space == "message":
+                old, new = str(int(c.old)), c.new
+            elif c.space == "record":  # compared as stored: the text put_record wrote for that data
+                old, new = json.dumps(c.old, ensure_ascii=False), json.dumps(c.new, ensure_ascii=False)
+            else:
+                old, new = bytes(c.old), bytes(c.new)
+            args += (c.space, c.kind, c.key, old, new)
+        s, m, h = self._keys(ns, sid, 3)
+        (n,) = yield [Eval(REWRITE, (s, m, h, self._entry_keys(ns, sid)[2]), tuple(args))]
+        return int(n)
 
     def _p_pop_messages(
         self, ns: str, sid: str, *, index: int | None = None, count: int = 1, ids: Sequence[str] | None = None
