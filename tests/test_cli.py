@@ -146,3 +146,29 @@ def test_sessions_show_prints_state_and_artifacts(tmp_path):
         mem.session("empty").add("user", "x")
     bare = runner.invoke(app, ["sessions", "show", "empty", "--url", url])
     assert "state (never set)" in bare.output and "artifacts (latest versions): none" in bare.output
+
+
+def test_keygen_rekey_and_the_key_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEMVAULT_ENCRYPTION_KEY", raising=False)
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    k1, k2 = (runner.invoke(app, ["keygen"]).output.strip() for _ in range(2))
+    assert k1 != k2 and len(k1) == 44
+    with Memory(url, embedder="hash") as mem:
+        mem.session("alice").add("user", "qzclearsecretq")
+    first = runner.invoke(app, ["rekey", "--url", url, "--key", k1])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.output)
+    assert report["complete"] and report["from_clear"] == 1 and report["by_space"]["message"] == 1
+    assert b"qzclearsecretq" not in (tmp_path / "vault.db").read_bytes()
+    locked = runner.invoke(app, ["sessions", "show", "alice", "--url", url])
+    assert locked.exit_code == 2 and "encrypted" in locked.output
+    monkeypatch.setenv("MEMVAULT_ENCRYPTION_KEY", f"{k2},{k1}")
+    rotated = runner.invoke(app, ["rekey", "--url", url])
+    assert rotated.exit_code == 0 and json.loads(rotated.output)["rewritten"] == 1
+    monkeypatch.setenv("MEMVAULT_ENCRYPTION_KEY", k2)
+    shown = runner.invoke(app, ["sessions", "show", "alice", "--url", url])
+    assert shown.exit_code == 0 and "qzclearsecretq" in shown.output
+    monkeypatch.setenv("MEMVAULT_ENCRYPTION_KEY", k1)  # the old key alone no longer opens it
+    assert runner.invoke(app, ["sessions", "show", "alice", "--url", url]).exit_code != 0
+    monkeypatch.delenv("MEMVAULT_ENCRYPTION_KEY")
+    assert runner.invoke(app, ["rekey", "--url", url]).exit_code == 2  # no key at all

@@ -4,6 +4,7 @@ default)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,7 +45,16 @@ def _open(url: str | None, namespace: str | None = None) -> Memory:
     return _open_with(url, namespace)
 
 
+def env_keys() -> list[str] | None:
+    """``$MEMVAULT_ENCRYPTION_KEY``: the keys every command opens the store with (comma-separated: the first
+    encrypts, all decrypt; each one as ``encryption=`` takes it: base64, hex, env:NAME, file:PATH)."""
+    value = os.environ.get("MEMVAULT_ENCRYPTION_KEY", "").strip()
+    return [k.strip() for k in value.split(",") if k.strip()] or None
+
+
 def _open_with(url: str | None, namespace: str | None = None, **options: Any) -> Memory:
+    if "encryption" not in options and env_keys():
+        options["encryption"] = env_keys()
     try:
         return Memory(url, namespace=namespace, **options)
     except MemvaultError as exc:
@@ -388,7 +398,7 @@ def doctor(url: UrlOpt = None) -> None:
     table.add_row("url", mask_url(target))
     ok = True
     try:
-        mem = Memory(target)
+        mem = Memory(target, encryption=env_keys())
     except MemvaultError as exc:
         table.add_row("open", f"[red]FAILED[/red] {exc}")
         console.print(table)
@@ -463,6 +473,40 @@ def demo(
                       f"{ctx.tokens} tokens ({spent})")
         for m in ctx.messages:
             console.print(f"   {m.role}: {m.text}")
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new random 256-bit encryption key (base64). Keep it safe: without it the data cannot be read."""
+    from memvault.codecs import generate_key
+
+    typer.echo(generate_key())
+
+
+@app.command()
+def rekey(
+    url: UrlOpt = None,
+    namespace: NsOpt = None,
+    key: Annotated[str | None, typer.Option("--key", help="The new key (default: the first of $MEMVAULT_ENCRYPTION_KEY).")] = None,
+    old_key: Annotated[list[str] | None, typer.Option("--old-key", help="A key the data may be under (repeatable).")] = None,
+) -> None:
+    """Re-encrypt a namespace's data under the new key (also encrypts data stored in clear). Safe while the app
+    runs; resumable: run it again after an interruption. Prints a JSON report."""
+    keys = ([key] if key else []) + list(old_key or [])
+    keys = keys or env_keys() or []
+    if not keys:
+        err.print("[red]error:[/red] no key: pass --key (and --old-key ...) or set MEMVAULT_ENCRYPTION_KEY")
+        raise typer.Exit(2)
+    with _open_with(url, namespace, encryption=keys) as mem:
+        try:
+            report = mem.rekey()
+        except MemvaultError as exc:
+            _fail(exc)
+        facts = {k: v for k, v in report.__dict__.items()}
+        typer.echo(json.dumps({**facts, "complete": report.complete}))
+        if not report.complete:
+            err.print(f"{report.raced} payloads changed while being re-encrypted: run rekey again")
+            raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -151,6 +151,20 @@ def memvault_location(backend: str) -> Callable[[Env], Location]:
     return make
 
 
+def sealed_location(backend: str) -> Callable[[Env], Location]:
+    """The same, with everything encrypted and large payloads compressed at rest (memvault.codecs)."""
+    plain = memvault_location(backend)
+
+    def make(env: Env) -> Location:
+        from memvault.codecs import generate_key
+
+        location = plain(env)
+        location["options"] = {**location["options"], "encryption": generate_key(), "compression": "zstd"}
+        return location
+
+    return make
+
+
 def _memvault_memory(location: Location) -> Any:
     from memvault import Memory
 
@@ -201,6 +215,14 @@ SAVERS: dict[str, SaverSpec] = {
             _MEMVAULT_SAVER_CAPS | ({"cross_process"} if backend != "memory" else set()), recall=_memvault_recall,
         )
         for backend in MEMVAULT_BACKENDS
+    },
+    # encrypted + compressed at rest: the whole suite again on the embedded default and on a server backend
+    **{
+        f"memvault-{backend}-sealed": SaverSpec(
+            sealed_location(backend), _open_memvault_saver, _aopen_memvault_saver,
+            _MEMVAULT_SAVER_CAPS | {"cross_process"}, recall=_memvault_recall,
+        )
+        for backend in ("sqlite", "postgres")
     },
 }
 
