@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from memvault.codecs.envelope import SEALED, unseal_in_place
+from memvault.codecs.envelope import SEALED, current_opener, unseal_in_place
 from memvault.errors import (
     CodecUnavailable,
     CorruptData,
@@ -225,9 +225,12 @@ def encode_body(message: Message, max_bytes: int | None = None) -> Record:
 def decode_body(body: str | bytes, *, session_id: str | None, seq: int | None, where: str = "") -> Message:
     """Inverse of :func:`encode_body`. Raises CorruptData when ``body`` is not a message encoding."""
     try:
+        opener = current_opener()  # None unless a SealedStore is reading
+        if opener is not None and isinstance(body, str):
+            body = opener.cached(body) or body
         data = json.loads(body)
         if isinstance(data, dict) and SEALED in data:  # stored through a codec (memvault.codecs)
-            data = unseal_in_place(data, where)
+            data = unseal_in_place(data, where, body if isinstance(body, str) else body.decode("utf-8", "replace"))
         return _from_dict(data, session_id=session_id, seq=seq)
     except (SchemaVersionError, EncryptionError, CodecUnavailable, CorruptData):
         raise

@@ -20,14 +20,14 @@ import pytest
 
 from memvault import Memory
 from memvault.codecs import generate_key
-from memvault.codecs.envelope import raw_envelopes
+from memvault.codecs.envelope import _STAND_INS, raw_envelopes
 from memvault.codecs.keys import Keyring
 from memvault.codecs.payload import Codec
 from memvault.codecs.store import SealedStore
 from memvault.contract import AppendOptions, Entry, Rewrite, SessionQuery, Store
 from memvault.errors import CorruptData, EncryptionKeyMissing, WrongEncryptionKey
 from memvault.kv import KeyValueStore
-from memvault.model import Message, encode_body
+from memvault.model import Message, Record, encode_body
 from memvault.validation import internal_namespace
 
 # words no backend derives from anything else (stemmers leave them as they are)
@@ -348,3 +348,23 @@ def test_sealed_records_keep_their_shape_for_the_backend(make_memory: Any) -> No
     (_, data), = mem.store.inner.get_records(mem.namespace, "r", "summary")
     assert list(data) == ["memvault.sealed"] and base64.b64decode(data["memvault.sealed"])[:4] == b"\x00MVC"
     assert json.dumps(data).find("covers") == -1
+
+
+def test_a_sealed_message_copied_to_another_session_does_not_open(make_memory: Any) -> None:
+    mem = make_memory(encryption=generate_key(), embedder="hash")
+    inner = mem.store.inner
+    mem.session("a").add("user", SECRETS[0])
+    assert [m.content for m in mem.session("a").messages()] == [SECRETS[0]]  # opened once: in the cache now
+    with raw_envelopes():
+        (envelope,) = inner.read(mem.namespace, "a")
+    token = envelope.extras["memvault.sealed"]
+    stored = (f'{{"v":1,"id":{json.dumps(envelope.id)},{_STAND_INS},'
+              f'"sealed":"{base64.b64encode(token).decode()}"}}')
+    with raw_envelopes():
+        inner.append(mem.namespace, "b", [Record(envelope.id, stored)], AppendOptions())
+    try:
+        got: list[Message] | None = mem.session("b").messages()
+    except CorruptData:
+        got = None
+    assert got in (None, [])  # refused: an error, or (the file store) skipped and logged as a damaged line
+    assert [m.content for m in mem.session("a").messages()] == [SECRETS[0]]

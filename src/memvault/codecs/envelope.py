@@ -1,8 +1,9 @@
 """Sealed message bodies: a message stored through a codec is an *envelope*, itself a valid message encoding.
 
-The envelope keeps in clear only what a backend needs to place a message (id, role, created_at) and holds the
-whole original body, sealed, under ``"sealed"``; its content is empty, so a backend's own keyword index (SQLite
-FTS5, a PostgreSQL tsvector, metadata columns) never sees the text. Backends store and return envelopes like any
+The envelope keeps in clear only the message id (what a backend needs to place a message and to make appends
+idempotent), with fixed stand-ins for role, time and content, and holds the whole original body, sealed, under
+``"sealed"``: a backend's own keyword index (SQLite FTS5, a PostgreSQL tsvector, metadata columns) never sees the
+text, and its role and time columns say nothing. Backends store and return envelopes like any
 message; :class:`memvault.codecs.store.SealedStore` opens them.
 
 Decoding an envelope (``memvault.model.decode_body``): a compressed-only one is opened in place, anywhere (no key
@@ -20,24 +21,71 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from memvault.codecs.payload import PLAIN, Codec, describe
+from memvault.codecs.payload import PLAIN, Codec, describe, is_sealed
 from memvault.errors import CorruptData, EncryptionKeyMissing
 
 SEALED = "sealed"
-#: the extras key under which a SealedStore receives an envelope's sealed body from the backend
+#: the extras key under which a SealedStore receives an envelope's sealed body from the backend (``RAW``)
 SEALED_EXTRA = "memvault.sealed"
-_raw: ContextVar[bool] = ContextVar("memvault_raw_envelopes", default=False)
+#: how encrypted envelopes decode in this context: None (raise EncryptionKeyMissing), RAW (as envelope messages,
+#: for writes and rekey) or an Opener (a SealedStore's reads)
+RAW = "raw"
+
+
+class Opener:
+    """Opens the encrypted envelopes of one session during a SealedStore read. ``cache`` (shared by the store's
+    reads) maps (namespace, session, stored envelope) to the body it holds, so a message read again - the window
+    of a chat turn - costs one dict lookup instead of a parse and a decryption; it keeps the newest ``limit``
+    (oldest out first). The session is part of the key: an envelope copied elsewhere is opened (and refused)
+    anew."""
+
+    __slots__ = ("cache", "codec", "limit", "ns", "sid")
+
+    def __init__(self, codec: Codec, ns: str, sid: str, cache: dict[str, tuple[str, str, str]], limit: int) -> None:
+        self.codec, self.ns, self.sid, self.cache, self.limit = codec, ns, sid, cache, limit
+
+    def cached(self, stored: str) -> str | None:
+        hit = self.cache.get(stored)  # a dict read is atomic: no lock on the hot path
+        return hit[2] if hit is not None and hit[0] == self.ns and hit[1] == self.sid else None
+
+    def open(self, stored: str, token: bytes, message_id: str, where: str) -> str:
+        body = self.codec.open(token, message_context(self.ns, self.sid, message_id),
+                               where=where or f"{self.ns}/{self.sid}").decode("utf-8")
+        cache = self.cache
+        cache[stored] = (self.ns, self.sid, body)
+        while len(cache) > self.limit:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread evicted or changed it meanwhile
+                break
+        return body
+
+
+_mode: ContextVar[str | Opener | None] = ContextVar("memvault_envelopes", default=None)
+
+
+def current_opener() -> Opener | None:
+    mode = _mode.get()
+    return mode if isinstance(mode, Opener) else None
 
 
 @contextlib.contextmanager
-def raw_envelopes() -> Iterator[None]:
-    """Within this block (a SealedStore's call into its backend), encrypted envelopes decode to envelope messages
-    instead of raising. Context-local: other threads and tasks are not affected."""
-    token = _raw.set(True)
+def envelopes(mode: str | Opener) -> Iterator[None]:
+    """Within this block (a SealedStore's call into its backend) encrypted envelopes decode as ``mode`` says.
+    Context-local: other threads and tasks are not affected."""
+    token = _mode.set(mode)
     try:
         yield
     finally:
-        _raw.reset(token)
+        _mode.reset(token)
+
+
+def raw_envelopes() -> contextlib.AbstractContextManager[None]:
+    """Encrypted envelopes decode to envelope messages (their sealed body under ``extras[SEALED_EXTRA]``)."""
+    return envelopes(RAW)
+
+
+_STAND_INS = '"role":"user","content":"","created_at":"1970-01-01T00:00:00+00:00"'
 
 
 def message_context(ns: str, sid: str, message_id: str) -> bytes:
@@ -51,10 +99,10 @@ def seal_body(codec: Codec, body: str, ns: str, sid: str, message_id: str) -> st
     sealed = codec.seal(raw, message_context(ns, sid, message_id))
     if sealed is raw:
         return body
-    data = json.loads(body)
-    envelope = {"v": data.get("v", 1), "id": data["id"], "role": data["role"], "content": "",
-                "created_at": data["created_at"], SEALED: base64.b64encode(sealed).decode("ascii")}
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    # built as text (no parse of the body): the id, then fixed stand-ins for role and time - both are inside
+    # the sealed body, and a backend that keeps them in columns (PostgreSQL) learns nothing from them
+    return (f'{{"v":1,"id":{json.dumps(message_id, ensure_ascii=False)},{_STAND_INS},'
+            f'"{SEALED}":"{base64.b64encode(sealed).decode("ascii")}"}}')
 
 
 def token_of(data: dict[str, Any], where: str) -> bytes:
@@ -64,20 +112,25 @@ def token_of(data: dict[str, Any], where: str) -> bytes:
         raise CorruptData(f"sealed message{' in ' + where if where else ''} has a malformed payload") from None
 
 
-def unseal_in_place(data: dict[str, Any], where: str) -> dict[str, Any]:
-    """``decode_body``'s step for an envelope: the original body of a compressed-only one; the envelope, marked for
-    the SealedStore, of an encrypted one inside a SealedStore call; EncryptionKeyMissing otherwise."""
+def unseal_in_place(data: dict[str, Any], where: str, stored: str) -> dict[str, Any]:
+    """``decode_body``'s step for an envelope: the original body of a compressed-only one, or of an encrypted one
+    inside a SealedStore's read; the envelope, marked, inside its writes; EncryptionKeyMissing anywhere else."""
     token = token_of(data, where)
-    if describe(token)["cipher"] is None:
+    encrypted = is_sealed(token) and token[5] >> 4
+    mode = _mode.get()
+    if not encrypted:
         opened = json.loads(PLAIN.open(token, b"", where=where))
-        if not isinstance(opened, dict) or SEALED in opened:
-            raise CorruptData(f"sealed message{' in ' + where if where else ''} does not hold a message")
-        return opened
-    if not _raw.get():
+    elif mode is None:
         raise EncryptionKeyMissing(
             f"message {data.get('id')!r}{' in ' + where if where else ''} is stored encrypted (key id "
             f"{describe(token)['key_id']}); open Memory with encryption=<key>")
-    envelope = dict(data)
-    del envelope[SEALED]
-    envelope["extras"] = {SEALED_EXTRA: token}
-    return envelope
+    elif mode == RAW:
+        envelope = dict(data)
+        del envelope[SEALED]
+        envelope["extras"] = {SEALED_EXTRA: token}
+        return envelope
+    else:
+        opened = json.loads(mode.open(stored, token, str(data.get("id")), where))  # type: ignore[union-attr]
+    if not isinstance(opened, dict) or SEALED in opened or opened.get("id") != data.get("id"):
+        raise CorruptData(f"sealed message{' in ' + where if where else ''} does not hold that message")
+    return opened

@@ -79,7 +79,8 @@ class Codec:
         self.compression = check_compression(compression)
         self.threshold = threshold
         self.cipher = cipher_of(keys) if keys is not None else None
-        self._aeads: dict[bytes, Any] = {}
+        self._aeads: dict[tuple[bytes, str], Any] = {}
+        self._ids: dict[bytes, bytes] = {}
 
     @property
     def encrypts(self) -> bool:
@@ -91,11 +92,16 @@ class Codec:
         return self.keys is not None or self.compression is not None
 
     def _aead_for(self, key: bytes, cipher: str) -> Any:
-        kid = key_id(key) + cipher.encode()
-        aead = self._aeads.get(kid)
+        aead = self._aeads.get((key, cipher))
         if aead is None:
-            aead = self._aeads[kid] = _aead(cipher, key)
+            aead = self._aeads[(key, cipher)] = _aead(cipher, key)
         return aead
+
+    def _id_of(self, key: bytes) -> bytes:
+        kid = self._ids.get(key)
+        if kid is None:
+            kid = self._ids[key] = key_id(key)
+        return kid
 
     # -- sealing ---------------------------------------------------------------------------------------------------
     def seal(self, data: bytes, context: bytes) -> bytes:
@@ -112,7 +118,7 @@ class Codec:
             return MAGIC + bytes((VERSION, compression)) + data
         key = self.keys.primary()
         cipher = self.cipher or "aes-256-gcm"
-        head = MAGIC + bytes((VERSION, compression | (_CIPHERS[cipher] << 4))) + key_id(key)
+        head = MAGIC + bytes((VERSION, compression | (_CIPHERS[cipher] << 4))) + self._id_of(key)
         nonce = os.urandom(NONCE_BYTES)
         return head + nonce + self._aead_for(key, cipher).encrypt(nonce, data, head + b"\x00" + context)
 
@@ -162,7 +168,7 @@ class Codec:
             return False
         if not is_sealed(blob) or not blob[5] >> 4:
             return True
-        return blob[_HEAD:_HEAD + KEY_ID_BYTES] != key_id(self.keys.primary())
+        return blob[_HEAD:_HEAD + KEY_ID_BYTES] != self._id_of(self.keys.primary())
 
 
 def _compress(name: str, data: bytes) -> bytes:

@@ -4,7 +4,7 @@ the way back, through the one :class:`~memvault.codecs.payload.Codec`, whatever 
 What is sealed: message bodies (as envelopes, :mod:`memvault.codecs.envelope`), record data (summaries, in-process
 recall vectors, artifact manifests) and entry values (checkpoints, documents, state versions, artifact chunks).
 What stays in clear, because backends need it to find things: namespaces, session ids, user ids, session metadata,
-message ids, roles and timestamps, record and entry keys, sizes and counts.
+message ids, record and entry keys, session times, sizes and counts.
 
 With encryption the backend's own recall engine is not used: FTS5, tsvector and pgvector would need the text or
 its vectors in clear. Recall runs in process over the decrypted scope, and its vectors are stored sealed.
@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memvault.codecs.envelope import SEALED_EXTRA, message_context, raw_envelopes, seal_body
+from memvault.codecs.envelope import RAW, SEALED_EXTRA, Opener, envelopes, message_context, seal_body
 from memvault.codecs.keys import KeyProvider, as_key_provider, key_id
 from memvault.codecs.payload import DEFAULT_THRESHOLD, Codec, check_compression
 from memvault.contract import AppendOptions, Entry, Rewrite, Store
@@ -37,6 +37,10 @@ MARKER_NS = f"{INTERNAL_SEPARATOR}memvault"
 MARKER_SID = "codecs"
 MARKER_KIND = "codecs"
 MARKER_KEY = "store"
+#: bodies of opened envelopes kept per store (a chat turn re-reads its window of recent messages)
+OPENED_CACHE = 4096
+#: the calls that return messages (their envelopes are opened as the backend decodes them)
+_READS = frozenset({"read", "get_messages", "pop_messages"})
 
 
 def _ctx(tag: bytes, *parts: str) -> bytes:
@@ -50,6 +54,7 @@ class Sealing:
     def __init__(self, codec: Codec, where: str) -> None:
         self.codec = codec
         self.where = where
+        self._opened: dict[str, tuple[str, str, str]] = {}
 
     # -- messages --------------------------------------------------------------------------------------------------
     def records(self, ns: str, sid: str, records: Sequence[Record]) -> list[Record]:
@@ -66,8 +71,13 @@ class Sealing:
             raise CorruptData(f"sealed message {m.id} in {where} holds message {opened.id}")
         return opened
 
-    def messages(self, ns: str, sid: str, messages: Sequence[Message]) -> list[Message]:
-        return [self.message(ns, sid, m) for m in messages]
+    def mode(self, name: str, args: tuple[Any, ...]) -> str | Opener:
+        """How the backend decodes encrypted envelopes during this call: opened in place by a read (one parse
+        per message), handed over raw by anything else - above all by writes, so that a backend deriving columns
+        from a body (PostgreSQL's role, metadata and keyword vector) only ever sees the envelope."""
+        if name not in _READS:
+            return RAW
+        return Opener(self.codec, args[0], args[1], self._opened, OPENED_CACHE)
 
     # -- records and entries ---------------------------------------------------------------------------------------
     def record_data(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -127,8 +137,6 @@ class Sealing:
         return args, kwargs
 
     def after(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> Any:
-        if name in ("read", "get_messages", "pop_messages"):
-            return self.messages(args[0], args[1], result)
         if name == "get_records":
             ns, sid, kind = args[:3]
             return [(key, self.open_record(ns, sid, kind, key, data)) for key, data in result]
@@ -173,7 +181,7 @@ class SealedStore(PlannedStore):
 
     def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
         args, kwargs = self.sealing.before(name, args, kwargs)
-        with raw_envelopes():
+        with envelopes(self.sealing.mode(name, args)):
             result = getattr(self.inner, name)(*args, **kwargs)
         return self.sealing.after(name, args, kwargs, result)
 
@@ -209,7 +217,7 @@ class SealedAsyncStore(AsyncStore):
     async def _arun(self, name: str, *args: Any, **kwargs: Any) -> Any:
         sealing = self._store.sealing
         args, kwargs = sealing.before(name, args, kwargs)
-        with raw_envelopes():
+        with envelopes(sealing.mode(name, args)):
             result = await getattr(self._store.inner.aio, name)(*args, **kwargs)
         return sealing.after(name, args, kwargs, result)
 
