@@ -13,6 +13,10 @@ import asyncio
 import base64
 import json
 import os
+import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from memvault.errors import CorruptData, EncryptionKeyMissing, WrongEncryptionKe
 from memvault.kv import KeyValueStore
 from memvault.model import Message, Record, encode_body
 from memvault.validation import internal_namespace
+from tests.backends import BACKENDS
 
 # words no backend derives from anything else (stemmers leave them as they are)
 SECRETS = ("qzswordfishq", "qzzebrasauceq", "qzplatypusq", "qzwalrusq", "qzmetasecretq", "qzkvsecretq",
@@ -368,3 +373,49 @@ def test_a_sealed_message_copied_to_another_session_does_not_open(make_memory: A
         got = None
     assert got in (None, [])  # refused: an error, or (the file store) skipped and logged as a damaged line
     assert [m.content for m in mem.session("a").messages()] == [SECRETS[0]]
+
+
+REKEY_WORKER = r"""
+import json, sys, time
+from memvault import Memory
+url, keys, options = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+mem = Memory(url, encryption=keys, embedder="hash", **options)
+job = mem.start_rekey()
+while not job.done:
+    print(job.report.sessions, flush=True)
+    time.sleep(0.002)
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [b for b in sorted(BACKENDS) if b != "memory"], indirect=True)  # another process
+def test_rekey_killed_mid_way_loses_nothing_and_resumes(backend: str, request: pytest.FixtureRequest,
+                                                        tmp_path: Path) -> None:
+    target, options = BACKENDS[backend](request, f"k{uuid.uuid4().hex[:12]}", tmp_path)
+    k1, k2 = generate_key(), generate_key()
+    with Memory(target, encryption=k1, embedder="hash", **options) as mem:
+        for n in range(40):
+            s = mem.session(f"s{n:02d}")
+            s.extend([{"role": "user", "content": f"{n} says {i}"} for i in range(40)])
+            s.state.set({"n": n})
+    worker = subprocess.Popen([sys.executable, "-c", REKEY_WORKER, target, json.dumps([k2, k1]), json.dumps(options)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in worker.stdout:  # type: ignore[union-attr]
+            if line.strip() == "finished" or int(line) >= 8:
+                break
+        worker.send_signal(signal.SIGKILL)  # mid-way through the sessions: some rekeyed, some not, one maybe half
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    with Memory(target, encryption=[k2, k1], embedder="hash", **options) as mem:
+        report = mem.rekey()
+        assert report.complete and report.rewritten > 0 and report.current > 0
+    with Memory(target, encryption=k2, embedder="hash", **options) as mem:  # the old key is not needed any more
+        for n in range(40):
+            s = mem.session(f"s{n:02d}")
+            assert [m.content for m in s.messages()] == [f"{n} says {i}" for i in range(40)]
+            assert [m.seq for m in s.messages()] == list(range(1, 41))
+            assert s.state.get().data == {"n": n}

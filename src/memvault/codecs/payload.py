@@ -81,6 +81,8 @@ class Codec:
         self.cipher = cipher_of(keys) if keys is not None else None
         self._aeads: dict[tuple[bytes, str], Any] = {}
         self._ids: dict[bytes, bytes] = {}
+        if keys is not None:
+            self._aead_for(keys.primary(), self.cipher or "aes-256-gcm")  # CodecUnavailable now, not at a write
 
     @property
     def encrypts(self) -> bool:
