@@ -19,19 +19,19 @@ from tests.backends import SUITE, kit_factory
 
 #: what each registry entry declares (so every extended check that applies really runs)
 CAPABILITIES: dict[str, frozenset[str]] = {
-    "memory": frozenset(),
-    "sqlite": frozenset({"multiprocess"}),
-    "sqlite-spool": frozenset({"multiprocess"}),
-    "file": frozenset({"multiprocess"}),
-    "redis": frozenset({"multiprocess", "native_async", "native_ttl"}),
-    "redis-cluster": frozenset({"multiprocess", "native_async", "native_ttl"}),
-    "redis-client": frozenset({"multiprocess", "native_async", "native_ttl"}),
-    "redis-cluster-client": frozenset({"multiprocess", "native_async", "native_ttl"}),
-    "postgres": frozenset({"multiprocess", "native_async", "fulltext", "vector"}),
-    "postgres-pool": frozenset({"multiprocess", "native_async", "fulltext", "vector"}),
+    "memory": frozenset({"rewrite"}),
+    "sqlite": frozenset({"multiprocess", "rewrite"}),
+    "sqlite-spool": frozenset({"multiprocess", "rewrite"}),
+    "file": frozenset({"multiprocess", "rewrite"}),
+    "redis": frozenset({"multiprocess", "native_async", "native_ttl", "rewrite"}),
+    "redis-cluster": frozenset({"multiprocess", "native_async", "native_ttl", "rewrite"}),
+    "redis-client": frozenset({"multiprocess", "native_async", "native_ttl", "rewrite"}),
+    "redis-cluster-client": frozenset({"multiprocess", "native_async", "native_ttl", "rewrite"}),
+    "postgres": frozenset({"multiprocess", "native_async", "fulltext", "vector", "rewrite"}),
+    "postgres-pool": frozenset({"multiprocess", "native_async", "fulltext", "vector", "rewrite"}),
     # one shared sync connection: its async face offloads to a worker thread
-    "postgres-connection": frozenset({"multiprocess", "fulltext", "vector"}),
-    "postgres-external": frozenset({"multiprocess", "native_async", "fulltext"}),
+    "postgres-connection": frozenset({"multiprocess", "fulltext", "vector", "rewrite"}),
+    "postgres-external": frozenset({"multiprocess", "native_async", "fulltext", "rewrite"}),
 }
 
 

@@ -73,6 +73,7 @@ class InMemoryStore(Store):
     """Dictionaries behind one lock. Nothing survives the process."""
 
     backend: ClassVar[str] = "memory"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"rewrite"})
 
     def __init__(self, name: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)

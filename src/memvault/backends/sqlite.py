@@ -164,7 +164,7 @@ class SQLiteStore(Store):
     """The embedded default store."""
 
     backend: ClassVar[str] = "sqlite"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess", "rewrite"})
     recall_engine = "sqlite"
 
     def __init__(

@@ -103,7 +103,7 @@ class FileStore(EntriesOnFiles, RecordsOnFiles, ListingOnFiles, IdIndexes, Sessi
     """Sessions as JSON Lines files under one directory."""
 
     backend: ClassVar[str] = "file"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess", "rewrite"})
 
     def __init__(
         self, path: str | Path, *, fsync: bool | str = False, lock_timeout: float | str = 10.0, **kwargs: Any

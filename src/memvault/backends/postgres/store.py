@@ -119,7 +119,7 @@ class PostgresStore(PostgresPlans, PlannedStore):
     """
 
     backend: ClassVar[str] = "postgres"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess", "native_async", "fulltext"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess", "native_async", "fulltext", "rewrite"})
 
     def __init__(
         self,

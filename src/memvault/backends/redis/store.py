@@ -65,7 +65,7 @@ class RedisStore(RedisPlans, PlannedStore):
     """Sessions in plain Redis 7 (standalone, Cluster or Sentinel-managed), sync and native async."""
 
     backend: ClassVar[str] = "redis"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"native_async", "multiprocess", "native_ttl"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"native_async", "multiprocess", "native_ttl", "rewrite"})
     default_ttl: ClassVar[float | None] = 7 * 86400
 
     def __init__(

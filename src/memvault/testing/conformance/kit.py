@@ -21,9 +21,9 @@ T = TypeVar("T")
 Face = Literal["sync", "async"]
 Status = Literal["passed", "failed", "skipped"]
 FACES: tuple[Face, ...] = ("sync", "async")
-#: the check groups, in the order they run (the last three need a capability)
+#: the check groups, in the order they run (the last four need a capability)
 GROUPS = ("sessions", "listing", "messages", "records", "entries", "ttl", "isolation", "validation", "lifecycle",
-          "async_face", "multiprocess", "native_async", "fulltext")
+          "sealing", "async_face", "multiprocess", "native_async", "fulltext", "rewrite")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: capabilities the kit knows, with what declaring one means (checks named ``<capability>.*`` run only when declared)
@@ -34,6 +34,7 @@ KNOWN_CAPABILITIES: dict[str, str] = {
     "metadata=..., limit=..., cursor=...) searches messages across sessions",
     "vector": "a native vector index for recall (checked by the recall suite, not by this kit)",
     "native_ttl": "the server also expires data natively (not observable through the contract; not checked)",
+    "rewrite": "Store.rewrite (in-place compare-and-set) and Store.list_kinds, which memvault rekey needs",
 }
 
 
@@ -400,6 +401,7 @@ def _load_checks() -> None:
         entries,
         extended,
         messages,
+        sealing,
         sessions,
     )
 
