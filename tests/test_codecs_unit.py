@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memvault.codecs import Codec, Keyring, describe, generate_key, is_sealed, key_id
 from memvault.codecs.keys import as_key_provider, parse_key
@@ -110,3 +113,24 @@ def test_unknown_or_unavailable_compression(monkeypatch: pytest.MonkeyPatch) -> 
         Codec(None, "zstd")
     with pytest.raises(CodecUnavailable):
         Codec().open(blob, b"")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([b"", b"ctx"]))
+def test_any_stored_bytes_open_or_fail_typed(blob: bytes, context: bytes) -> None:
+    """Whatever a damaged or hostile store hands back: the data, or a typed error - never a raw exception."""
+    codec = Codec(Keyring([KEY]), "zstd")
+    for candidate in (blob, MAGIC + blob, MAGIC + bytes((1,)) + blob, codec.seal(b"x" * 100, context)[:len(blob)]):
+        with contextlib.suppress(CorruptData, WrongEncryptionKey, CodecUnavailable):  # anything else fails the test
+            codec.open(candidate, context)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.binary(max_size=64), st.integers(), st.none(),
+                 st.lists(st.text(max_size=50), max_size=3)))
+def test_any_key_spec_is_a_key_or_a_typed_error(spec: object) -> None:
+    try:
+        ring = as_key_provider(spec)
+    except InvalidEncryptionKey:
+        return
+    assert len(ring.primary()) == 32
