@@ -68,7 +68,15 @@ class Env:
 
 # ------------------------------------------------------------------------------------------------ locations
 def sqlite_location(env: Env) -> Location:
-    return {"path": str(env.tmp_path / f"lg-{env.token()}.db")}
+    """A SqliteSaver file, set up once here: upstream's ``setup()`` (WAL switch + CREATE TABLE in one script) fails
+    with "database is locked" when two processes open a new file at the same moment, so, as a deployment would
+    run it once beforehand, the location is created set up."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = str(env.tmp_path / f"lg-{env.token()}.db")
+    with SqliteSaver.from_conn_string(path) as saver:
+        saver.setup()
+    return {"path": path}
 
 
 MEMORY: dict[str, Any] = {}  # in-process "storage" for the in-memory entries, by location name
