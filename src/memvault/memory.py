@@ -30,6 +30,7 @@ from memvault.errors import (
     InvalidSessionId,
     SessionNotFound,
 )
+from memvault.history import HistoryCache, core_cache
 from memvault.model import (
     DEFAULT_NAMESPACE,
     Content,
@@ -139,6 +140,8 @@ class Memory:
         self.embedder = embedder
         self._recall: RecallService | None = None
         self.write_hooks.append(self._recall_hook)
+        #: whole histories kept decoded, checked against the store on every read (memvault.history)
+        self.histories: HistoryCache[Message] = core_cache()
 
     def _notify(self, event: str, namespace: str, session_id: str, payload: Any) -> None:
         for hook in self.write_hooks:
@@ -633,6 +636,8 @@ class Session:
         self, last: int | None, start: int | None, stop: int | None, limit: int | None
     ) -> Op[list[Message]]:
         check_non_negative(last=last, start=start, stop=stop, limit=limit)
+        if last is None and start is None and stop is None and limit is None:  # the whole history: kept decoded
+            return (yield from self.memory.histories.read(self.namespace, self.id))
         kwargs = {"start": start, "stop": stop, "last": last, "limit": limit}
         return (yield Call("read", (self.namespace, self.id), kwargs))
 
@@ -730,7 +735,8 @@ class Session:
     def messages(
         self, *, last: int | None = None, start: int | None = None, stop: int | None = None, limit: int | None = None
     ) -> list[Message]:
-        """Messages in seq order: all, the ``last`` N, or ``start <= seq < stop`` (first ``limit``)."""
+        """Messages in seq order: all, the ``last`` N, or ``start <= seq < stop`` (first ``limit``). All of them
+        costs one check of the session plus the messages added since the last full read (memvault.history)."""
         return run_sync(self.store, self._messages(last, start, stop, limit))
 
     async def amessages(

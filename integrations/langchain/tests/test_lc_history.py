@@ -27,7 +27,7 @@ class CountingStore:
     def __init__(self, mem: Memory, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
         store = mem.store
-        for name in ("append", "read", "clear"):
+        for name in ("append", "read", "clear", "get_session"):
             original = getattr(store, name)
 
             def wrapped(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
@@ -87,10 +87,17 @@ def test_one_round_trip_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     assert counter.calls == ["append"]
     counter.calls.clear()
     assert len(history.messages) == 4
-    assert counter.calls == ["read"]
+    assert counter.calls == ["get_session", "read"]  # the first full read
+    counter.calls.clear()
+    assert len(MemvaultChatMessageHistory("rt", memory=mem).messages) == 4  # a new object, as per turn
+    assert counter.calls == ["get_session"]  # nothing changed: the check alone
+    counter.calls.clear()
+    history.add_messages(turn(3))
+    assert [m.content for m in history.messages[-2:]] == ["question 3", "answer 3"]
+    assert counter.calls == ["append", "get_session", "read"]  # and that read returns only the two new ones
     counter.calls.clear()
     windowed = MemvaultChatMessageHistory("rt", memory=mem, window=3)
-    assert [m.content for m in windowed.messages] == ["answer 1", "question 2", "answer 2"]
+    assert [m.content for m in windowed.messages] == ["answer 2", "question 3", "answer 3"]
     assert counter.calls == ["read"]
     counter.calls.clear()
     history.clear()
@@ -191,3 +198,30 @@ def test_bad_options_raise_typed_errors(kwargs: dict[str, Any], error: type[Exce
 def test_bad_session_id() -> None:
     with pytest.raises(InvalidSessionId):
         MemvaultChatMessageHistory("bad\x00id", memory=Memory("memory://"))
+
+
+def test_full_history_converts_only_new_messages_and_sees_other_writers(make_lc_memory: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain_memvault.chat_message_histories as module
+
+    mine, other = make_lc_memory(), make_lc_memory()
+    converted: list[str] = []
+    original = module.from_memvault
+
+    def counting(message: Any) -> BaseMessage:
+        converted.append(message.id)
+        return original(message)
+
+    monkeypatch.setattr(module, "from_memvault", counting)
+    module._CONVERTED.pop(mine, None)  # a cache built with the counting converter
+    MemvaultChatMessageHistory("c", memory=other).add_messages(turn(0) + turn(1))
+    assert [m.content for m in MemvaultChatMessageHistory("c", memory=mine).messages][-1] == "answer 1"
+    assert len(converted) == 4
+    for i in range(2, 6):  # a turn per new history object, as RunnableWithMessageHistory makes them
+        history = MemvaultChatMessageHistory("c", memory=mine)
+        history.add_messages(turn(i))
+        assert [m.content for m in history.messages][-2:] == [f"question {i}", f"answer {i}"]
+    assert len(converted) == 4 + 2 * 4  # each message converted once
+    MemvaultChatMessageHistory("c", memory=other).clear()
+    MemvaultChatMessageHistory("c", memory=other).add_messages(turn(9))
+    assert [m.content for m in MemvaultChatMessageHistory("c", memory=mine).messages] == ["question 9", "answer 9"]

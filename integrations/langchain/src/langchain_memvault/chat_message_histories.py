@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,13 +12,14 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, SystemMessage
 
 from langchain_memvault._memory import resolve_memory
-from langchain_memvault._messages import from_memvault_many, to_memvault_many
+from langchain_memvault._messages import from_memvault, from_memvault_many, to_memvault_many
 from memvault import Memory, Message, Session
 from memvault.compression import CompressionPolicy, get_counter
 from memvault.compression.context import SUMMARY_HEADER, drop_orphans, gather
 from memvault.compression.summaries import latest_summary
 from memvault.drive import Call, Op, run_async, run_sync
 from memvault.errors import InvalidFilter, InvalidPolicy
+from memvault.history import HistoryCache
 
 __all__ = ["MemvaultChatMessageHistory", "Window"]
 
@@ -51,6 +54,20 @@ def _as_window(window: int | Window | dict[str, int] | None) -> Window | None:
     raise InvalidFilter(
         f"window must be an int (last N messages), Window(messages=N, tokens=T) or a dict, got {window!r}"
     )
+
+
+#: per Memory, the full histories already converted to LangChain messages (memvault.history checks them against
+#: the store on every read, so a turn converts only the new messages)
+_CONVERTED: weakref.WeakKeyDictionary[Memory, HistoryCache[BaseMessage]] = weakref.WeakKeyDictionary()
+_CONVERTED_LOCK = threading.Lock()
+
+
+def _converted(memory: Memory) -> HistoryCache[BaseMessage]:
+    with _CONVERTED_LOCK:
+        cache = _CONVERTED.get(memory)
+        if cache is None:
+            cache = _CONVERTED[memory] = HistoryCache(from_memvault)
+        return cache
 
 
 class MemvaultChatMessageHistory(BaseChatMessageHistory):
@@ -121,12 +138,13 @@ class MemvaultChatMessageHistory(BaseChatMessageHistory):
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The history as LangChain messages (full, or shaped by window / compress / recall_k)."""
         if self._plain():
-            return from_memvault_many(self.session.messages())
+            return run_sync(self.memory.store, _converted(self.memory).read(self.session.namespace, self.session.id))
         return self._shaped_sync()
 
     async def aget_messages(self) -> list[BaseMessage]:
         if self._plain():
-            return from_memvault_many(await self.session.amessages())
+            op = _converted(self.memory).read(self.session.namespace, self.session.id)
+            return await run_async(self.memory.store, op)
         return await self._shaped_async()
 
     def _read_op(self) -> Op[tuple[Any, list[Message]]]:
