@@ -31,7 +31,7 @@ from memvault.drive import Call, Op
 from memvault.model import Message
 
 T = TypeVar("T")
-DEFAULT_MAX_MESSAGES = 200_000
+DEFAULT_MAX_MESSAGES = 50_000  # per Memory; least recently read sessions leave first
 MAX_SESSIONS = 4096
 
 
