@@ -489,6 +489,8 @@ def rekey(
     namespace: NsOpt = None,
     key: Annotated[str | None, typer.Option("--key", help="The new key (default: the first of $MEMVAULT_ENCRYPTION_KEY).")] = None,
     old_key: Annotated[list[str] | None, typer.Option("--old-key", help="A key the data may be under (repeatable).")] = None,
+    retire_old_keys: Annotated[bool, typer.Option(
+        "--retire-old-keys", help="Once every namespace is rekeyed: the store accepts only the new key.")] = False,
 ) -> None:
     """Re-encrypt a namespace's data under the new key (also encrypts data stored in clear). Safe while the app
     runs; resumable: run it again after an interruption. Prints a JSON report."""
@@ -499,7 +501,7 @@ def rekey(
         raise typer.Exit(2)
     with _open_with(url, namespace, encryption=keys) as mem:
         try:
-            report = mem.rekey()
+            report = mem.rekey(retire_old_keys=retire_old_keys)
         except MemvaultError as exc:
             _fail(exc)
         facts = {k: v for k, v in report.__dict__.items()}

@@ -343,42 +343,44 @@ class Memory:
         return await run_async(self.store, self._import(lines, session_id, namespace, user_id))
 
     # -- key rotation ----------------------------------------------------------------------------------------------
-    def _rekey(self, namespace: str | None, progress: Any = None, stop: Any = None) -> tuple[Store, Any]:
+    def _rekey(self, namespace: str | None, progress: Any = None, stop: Any = None) -> tuple[Any, Any]:
         from memvault.codecs.rekey import rekey_op, tenant_namespaces
         from memvault.codecs.store import SealedStore
 
         store = self.store
         if not isinstance(store, SealedStore) or not store.codec.encrypts:
             raise EncryptionKeyMissing("rekey needs a Memory opened with encryption=[new_key, old_key, ...]")
-        return store.inner, rekey_op(store, tenant_namespaces(self._ns(namespace)), progress=progress, stop=stop)
+        return store, rekey_op(store, tenant_namespaces(self._ns(namespace)), progress=progress, stop=stop)
 
-    def _run_rekey(self, namespace: str | None, progress: Any = None, stop: Any = None) -> RekeyReport:
-        from memvault.codecs.rekey import scrub_after
+    def _run_rekey(self, namespace: str | None, retire: bool, progress: Any = None, stop: Any = None
+                   ) -> RekeyReport:
+        from memvault.codecs.rekey import finish
 
-        inner, op = self._rekey(namespace, progress, stop)
+        store, op = self._rekey(namespace, progress, stop)
         with raw_envelopes():
-            return scrub_after(inner, run_sync(inner, op))
+            return finish(store, run_sync(store.inner, op), retire)
 
-    def rekey(self, namespace: str | None = None) -> RekeyReport:
+    def rekey(self, namespace: str | None = None, *, retire_old_keys: bool = False) -> RekeyReport:
         """Re-seal every payload of ``namespace`` (default: this Memory's, with its collections and stores) that
         is not under the primary key: an old key's, or clear data from before encryption was on. Safe with live
-        writers, resumable (a rerun skips what is current). See docs/encryption.md."""
-        return self._run_rekey(namespace)
+        writers, resumable (a rerun skips what is current). ``retire_old_keys``: once every namespace of the store
+        is done, make the primary key the only one it accepts. See docs/encryption.md."""
+        return self._run_rekey(namespace, retire_old_keys)
 
-    async def arekey(self, namespace: str | None = None) -> RekeyReport:
-        from memvault.codecs.rekey import scrub_after
+    async def arekey(self, namespace: str | None = None, *, retire_old_keys: bool = False) -> RekeyReport:
+        from memvault.codecs.rekey import finish
 
-        inner, op = self._rekey(namespace)
+        store, op = self._rekey(namespace)
         with raw_envelopes():
-            report = await run_async(inner, op)
-        return await asyncio.to_thread(scrub_after, inner, report)
+            report = await run_async(store.inner, op)
+        return await asyncio.to_thread(finish, store, report, retire_old_keys)
 
-    def start_rekey(self, namespace: str | None = None) -> RekeyJob:
+    def start_rekey(self, namespace: str | None = None, *, retire_old_keys: bool = False) -> RekeyJob:
         """:meth:`rekey` in a background thread: ``job.report`` grows as it goes, ``job.wait()``, ``job.cancel()``."""
         from memvault.codecs.rekey import RekeyJob
 
         self._rekey(namespace)  # fails now, in the caller's thread, when there is no key
-        return RekeyJob(lambda stop, progress: self._run_rekey(namespace, progress, stop))
+        return RekeyJob(lambda stop, progress: self._run_rekey(namespace, retire_old_keys, progress, stop))
 
     def purge_expired(self) -> int:
         """Remove expired sessions for good; returns how many."""

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from memvault import lifecycle
+from memvault.codecs.envelope import raw_envelopes
 from memvault.config import memvault_home
 from memvault.contract import AppendOptions, Entry, Rewrite, SessionQuery, Store
 from memvault.errors import BackendUnavailable, InvalidURL, MemvaultError
@@ -164,7 +165,8 @@ class SpoolStore(Store):
                     break
                 for entry_id, ns, sid, op, payload, queued_at in rows:
                     try:
-                        self._apply(op, ns, sid, json.loads(payload))
+                        with raw_envelopes():  # replayed as stored: sealed payloads stay sealed, in any caller
+                            self._apply(op, ns, sid, json.loads(payload))
                     except BackendUnavailable:
                         raise
                     except MemvaultError as exc:
@@ -385,6 +387,9 @@ class SpoolStore(Store):
     def delete_messages(self, ns: str, sid: str, ids: Sequence[str]) -> int:
         self._guard(ns, sid)
         return self._call("delete_messages", ns, sid, ids)
+
+    def scrub_clear_index(self) -> list[str]:
+        return self.inner.scrub_clear_index()
 
     def list_kinds(self, ns: str, sid: str) -> dict[str, list[str]]:
         return dict(self._call("list_kinds", ns, sid))

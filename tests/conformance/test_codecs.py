@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 
 from memvault import Memory
-from memvault.codecs import generate_key
+from memvault.codecs import generate_key, key_id
 from memvault.codecs.envelope import _STAND_INS, raw_envelopes
 from memvault.codecs.keys import Keyring
 from memvault.codecs.payload import Codec
 from memvault.codecs.store import SealedStore
 from memvault.contract import AppendOptions, Entry, Rewrite, SessionQuery, Store
-from memvault.errors import CorruptData, EncryptionKeyMissing, WrongEncryptionKey
+from memvault.errors import BackendUnavailable, CorruptData, EncryptionKeyMissing, WrongEncryptionKey
 from memvault.kv import KeyValueStore
 from memvault.model import Message, Record, encode_body
 from memvault.validation import internal_namespace
@@ -43,7 +43,9 @@ BIG = 2_500_000  # bytes: an artifact of three chunks
 
 def raw_bytes(mem: Memory) -> bytes:
     """Everything the backend under ``mem`` has stored, as raw as a reader of the database would see it."""
-    store: Any = mem.store.inner if isinstance(mem.store, SealedStore) else mem.store
+    store: Any = mem.store
+    while hasattr(store, "inner"):  # the codec layer, a spool: down to the backend itself
+        store = store.inner
     backend = store.backend
     if backend == "sqlite":
         store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -419,3 +421,99 @@ def test_rekey_killed_mid_way_loses_nothing_and_resumes(backend: str, request: p
             assert [m.content for m in s.messages()] == [f"{n} says {i}" for i in range(40)]
             assert [m.seq for m in s.messages()] == list(range(1, 41))
             assert s.state.get().data == {"n": n}
+
+
+@pytest.mark.parametrize("replay", ["in a read of the session", "in a read of another session", "by the prober"])
+@pytest.mark.parametrize("backend", [b for b in sorted(BACKENDS) if b != "memory"], indirect=True)
+def test_spooled_sealed_writes_replay_sealed_whoever_replays_them(
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path, replay: str) -> None:
+    """A sealed append spooled during an outage is replayed as it was sealed: from a read of its own session
+    (which opens envelopes as it decodes), of another session, or from the prober thread (no codec context)."""
+    target, options = BACKENDS[backend](request, f"sp{uuid.uuid4().hex[:10]}", tmp_path)
+    mem = Memory(target, encryption=generate_key(), embedder="hash", fallback="spool",
+                 spool_path=str(tmp_path / "spool.db"), spool_retry=3600, **options)
+    spool = mem.store.inner
+    backend_store = spool.inner
+    mem.session("s1").add("user", "before")
+    mem.session("s2").add("user", "other")
+    original, failed = backend_store.append, []
+
+    def down_once(*args: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise BackendUnavailable("down for a moment")
+        return original(*args, **kwargs)
+
+    backend_store.append = down_once
+    mem.session("s1").add("assistant", f"spooled {SECRETS[0]}", metadata={"m": SECRETS[4]})
+    assert spool.pending() == 1
+    spool._next_try = 0  # the probe is due: the next read replays inline
+    if replay == "in a read of the session":
+        assert [m.text for m in mem.session("s1").messages(start=0)] == ["before", f"spooled {SECRETS[0]}"]
+    elif replay == "in a read of another session":
+        assert [m.text for m in mem.session("s2").messages(start=0)] == ["other"]
+    else:
+        spool.flush()
+    assert spool.pending() == 0 and spool.dead_letters() == []
+    assert [m.text for m in mem.session("s1").messages()] == ["before", f"spooled {SECRETS[0]}"]
+    assert leaks(mem) == []
+    mem.close()
+
+
+def test_records_and_entries_that_look_sealed_stay_as_they_were(make_memory: Any) -> None:
+    """Clear data that happens to use the sealed record key is never taken for a sealed payload, before or after
+    a codec is on; and a record written through a codec with that key comes back as written."""
+    plain = make_memory(embedder="hash")
+    plain.session("r").add("user", "x")
+    ns = plain.namespace
+    odd = [{"memvault.sealed": "abcd", "x": 1}, {"memvault.sealed": "hello world"}, {"memvault.sealed": 5}]
+    for i, data in enumerate(odd):
+        plain.store.put_record(ns, "r", "odd", str(i), data)
+    gz = make_memory(embedder="hash", compression="gzip")
+    assert [d for _, d in gz.store.get_records(ns, "r", "odd")] == odd
+    gz.store.put_record(ns, "r", "odd3", "1", {"memvault.sealed": "compressed-only"})
+    sealed = make_memory(embedder="hash", encryption=generate_key())
+    assert [d for _, d in sealed.store.get_records(ns, "r", "odd")] == odd
+    assert sealed.store.get_records(ns, "r", "odd3") == [("1", {"memvault.sealed": "compressed-only"})]
+    sealed.store.put_record(ns, "r", "odd2", "1", {"memvault.sealed": "mine"})
+    assert sealed.store.get_records(ns, "r", "odd2") == [("1", {"memvault.sealed": "mine"})]
+    assert sealed.rekey().complete
+    assert [d for _, d in sealed.store.get_records(ns, "r", "odd")] == odd
+
+
+def test_retired_keys_are_refused_at_open(make_memory: Any) -> None:
+    k1, k2 = generate_key(), generate_key()
+    make_memory(embedder="hash", encryption=k1).session("s").add("user", "x")
+    report = make_memory(embedder="hash", encryption=[k2, k1]).rekey(retire_old_keys=True)
+    assert report.complete and report.retired == [key_id(base64.b64decode(k1)).hex()]
+    with pytest.raises(WrongEncryptionKey):
+        make_memory(embedder="hash", encryption=k1)
+    with pytest.raises(WrongEncryptionKey):
+        make_memory(embedder="hash", encryption=[k1, k2])  # the retired key as the one that would seal
+    assert [m.text for m in make_memory(embedder="hash", encryption=k2).session("s").messages()] == ["x"]
+
+
+def test_a_memory_opened_during_an_outage_still_never_misreads(make_memory: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opened while the backend does not answer (the codec marker unreadable), a Memory without options reads
+    through a keyless codec: compressed data is decompressed, encrypted data is a typed error."""
+    sealed = make_memory(embedder="hash", encryption=generate_key())
+    sealed.session("s").state.set({"x": SECRETS[1]})
+    sealed.store.put_record(sealed.namespace, "s", "summary", "1", {"text": SECRETS[3]})
+    store_type = type(sealed.store.inner)
+    original = store_type.get_records
+    calls: list[int] = []
+
+    def unreachable_once(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not calls:
+            calls.append(1)
+            raise BackendUnavailable("not answering")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_type, "get_records", unreachable_once)
+    blind = make_memory(embedder="hash")
+    assert calls and isinstance(blind.store, SealedStore) and not blind.store.codec.encrypts
+    with pytest.raises(EncryptionKeyMissing):
+        blind.store.get_records(blind.namespace, "s", "summary")
+    with pytest.raises(EncryptionKeyMissing):
+        blind.session("s").state.get()

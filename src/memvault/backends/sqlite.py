@@ -285,8 +285,12 @@ class SQLiteStore(Store):
 
     def scrub_clear_index(self) -> list[str]:
         """Drop the recall tables, triggers and HNSW files (rebuilt on demand by a Memory that recalls natively),
-        then VACUUM and truncate the WAL so no freed page keeps text of before."""
+        with ``secure_delete`` (freed pages are zeroed), then VACUUM (pages freed by earlier rewrites) and truncate
+        the WAL, so no page keeps text of before. A VACUUM that another connection blocks is skipped with a
+        warning (and the entry "VACUUM skipped: ..."): run ``VACUUM`` when the file is idle."""
         dropped: list[str] = []
+        with self._lock:
+            self.conn.execute("PRAGMA secure_delete = ON")
         with self.transaction() as c:
             for kind, name in c.execute("SELECT type, name FROM sqlite_master WHERE name LIKE 'recall%' AND "
                                         "type IN ('trigger', 'table') AND name NOT LIKE 'recall\\_fts\\_%' "
@@ -298,8 +302,13 @@ class SQLiteStore(Store):
             path.unlink(missing_ok=True)
             dropped.append(path.name)
         with self._lock:
-            self.conn.execute("VACUUM")
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                self.conn.execute("VACUUM")
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                logger.warning("%s: VACUUM after dropping the clear recall index was blocked (%s); run VACUUM on "
+                               "the file when it is idle", self.path, exc)
+                dropped.append(f"VACUUM skipped: {exc}")
         return dropped
 
     def migrate(self, component: str, steps: Sequence[str]) -> int:

@@ -30,6 +30,7 @@ SEALED_EXTRA = "memvault.sealed"
 #: how encrypted envelopes decode in this context: None (raise EncryptionKeyMissing), RAW (as envelope messages,
 #: for writes and rekey) or an Opener (a SealedStore's reads)
 RAW = "raw"
+CACHED_BODY_MAX = 64 * 1024  # characters: bodies above it are opened on every read, never kept
 
 
 class Opener:
@@ -51,6 +52,8 @@ class Opener:
     def open(self, stored: str, token: bytes, message_id: str, where: str) -> str:
         body = self.codec.open(token, message_context(self.ns, self.sid, message_id),
                                where=where or f"{self.ns}/{self.sid}").decode("utf-8")
+        if len(body) > CACHED_BODY_MAX:  # the cache is for the many small turns of a chat, not for big payloads
+            return body
         cache = self.cache
         cache[stored] = (self.ns, self.sid, body)
         while len(cache) > self.limit:

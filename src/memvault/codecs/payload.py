@@ -15,8 +15,14 @@ import os
 import zlib
 from typing import Any
 
-from memvault.codecs.keys import KEY_ID_BYTES, KeyProvider, cipher_of, key_id
-from memvault.errors import CodecUnavailable, CorruptData, EncryptionKeyMissing, WrongEncryptionKey
+from memvault.codecs.keys import CIPHERS, KEY_ID_BYTES, KeyProvider, cipher_of, key_id
+from memvault.errors import (
+    CodecUnavailable,
+    CorruptData,
+    EncryptionKeyMissing,
+    InvalidEncryptionKey,
+    WrongEncryptionKey,
+)
 
 MAGIC = b"\x00MVC"
 VERSION = 1
@@ -79,6 +85,8 @@ class Codec:
         self.compression = check_compression(compression)
         self.threshold = threshold
         self.cipher = cipher_of(keys) if keys is not None else None
+        if self.cipher is not None and self.cipher not in _CIPHERS:
+            raise InvalidEncryptionKey(f"the key provider's cipher must be one of {list(CIPHERS)}, got {self.cipher!r}")
         self._aeads: dict[tuple[bytes, str], Any] = {}
         self._ids: dict[bytes, bytes] = {}
         if keys is not None:
@@ -106,7 +114,7 @@ class Codec:
         return kid
 
     # -- sealing ---------------------------------------------------------------------------------------------------
-    def seal(self, data: bytes, context: bytes) -> bytes:
+    def seal(self, data: bytes, context: bytes, *, header: bool = False) -> bytes:
         """``data`` as stored: compressed when large enough (and smaller for it), then encrypted. With neither, the
         data itself - escaped behind a plain header only when it happens to begin with the codec's magic."""
         compression = 0
@@ -115,7 +123,7 @@ class Codec:
             if len(packed) < len(data):
                 data, compression = packed, _COMPRESSIONS[self.compression]
         if self.keys is None:
-            if compression == 0 and not data.startswith(MAGIC):
+            if compression == 0 and not header and not data.startswith(MAGIC):
                 return data
             return MAGIC + bytes((VERSION, compression)) + data
         key = self.keys.primary()

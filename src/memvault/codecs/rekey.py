@@ -13,7 +13,6 @@ envelopes handed over raw, so the sync and async entry points share it.
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,10 +21,9 @@ from typing import Any
 
 from memvault.codecs.envelope import SEALED_EXTRA
 from memvault.codecs.payload import is_sealed
-from memvault.codecs.store import SEALED_RECORD, SealedStore
-from memvault.contract import Rewrite, SessionQuery, Store
+from memvault.codecs.store import SealedStore, retire_keys, sealed_record_blob
+from memvault.contract import Rewrite, SessionQuery
 from memvault.drive import Call, Op
-from memvault.errors import CorruptData
 from memvault.kv import key_after
 from memvault.model import Message, canonical_body
 from memvault.validation import internal_namespace
@@ -51,6 +49,8 @@ class RekeyReport:
     by_space: dict[str, int] = field(default_factory=lambda: {"message": 0, "record": 0, "entry": 0})
     scrubbed: list[str] = field(default_factory=list)
     stopped: bool = False
+    #: key ids retired by ``rekey(retire_old_keys=True)``
+    retired: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -142,7 +142,7 @@ def _rekey_session(store: SealedStore, ns: str, sid: str, page: int, report: Rek
                 report.current += 1
                 continue
             changes.append(Rewrite("record", kind, key, data, sealing.open_record(ns, sid, kind, key, data)))
-        yield from apply(changes, sum(SEALED_RECORD not in c.old for c in changes))
+        yield from apply(changes, sum(sealed_record_blob(c.old) is None for c in changes))
     for kind in kinds["entries"]:
         after: str | None = None
         while True:
@@ -160,19 +160,20 @@ def _rekey_session(store: SealedStore, ns: str, sid: str, page: int, report: Rek
 
 
 def _current_record(codec: Any, data: dict[str, Any]) -> bool:
-    token = data.get(SEALED_RECORD)
-    if not isinstance(token, str):
-        return False
-    try:
-        return not codec.needs_rekey(base64.b64decode(token, validate=True))
-    except ValueError:
-        raise CorruptData("a sealed record has a malformed payload") from None
+    blob = sealed_record_blob(data)
+    return blob is not None and not codec.needs_rekey(blob)
 
 
-def scrub_after(inner: Store, report: RekeyReport) -> RekeyReport:
-    """Once clear messages were sealed in place, drop the backend's own search index over their text."""
-    if report.from_clear and not report.stopped:
-        report.scrubbed = inner.scrub_clear_index()
+def finish(store: SealedStore, report: RekeyReport, retire_old_keys: bool = False) -> RekeyReport:
+    """After a run that was not stopped: drop the backend's own search index over clear text (idempotent; every
+    such run does it, since a run interrupted after sealing but before the scrub leaves nothing clear for the next
+    one to find), and with ``retire_old_keys`` (once every namespace is rekeyed) make the primary key the only one
+    the store accepts."""
+    if report.stopped:
+        return report
+    report.scrubbed = store.inner.scrub_clear_index()
+    if retire_old_keys and report.complete and store.codec.keys is not None:
+        report.retired = retire_keys(store.inner, store.codec.keys.primary())
     return report
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from memvault.codecs.envelope import RAW, SEALED_EXTRA, Opener, envelopes, message_context, seal_body
 from memvault.codecs.keys import KeyProvider, as_key_provider, key_id
-from memvault.codecs.payload import DEFAULT_THRESHOLD, Codec, check_compression
+from memvault.codecs.payload import DEFAULT_THRESHOLD, Codec, check_compression, is_sealed
 from memvault.contract import AppendOptions, Entry, Rewrite, Store
 from memvault.errors import BackendUnavailable, CorruptData, EncryptionKeyMissing, WrongEncryptionKey
 from memvault.faces import AsyncStore, PlannedStore
@@ -45,6 +45,19 @@ _READS = frozenset({"read", "get_messages", "pop_messages"})
 
 def _ctx(tag: bytes, *parts: str) -> bytes:
     return tag + b"\x00" + b"\x00".join(p.encode("utf-8", "surrogatepass") for p in parts)
+
+
+def sealed_record_blob(data: Mapping[str, Any]) -> bytes | None:
+    """The sealed payload of a record as stored, or None when the record is clear data: sealed is exactly one
+    key, ``memvault.sealed``, holding base64 of a payload with the codec header."""
+    token = data.get(SEALED_RECORD) if len(data) == 1 else None
+    if not isinstance(token, str):
+        return None
+    try:
+        blob = base64.b64decode(token, validate=True)
+    except ValueError:
+        return None
+    return blob if is_sealed(blob) else None
 
 
 class Sealing:
@@ -82,21 +95,21 @@ class Sealing:
     # -- records and entries ---------------------------------------------------------------------------------------
     def record_data(self, ns: str, sid: str, kind: str, key: str, data: Mapping[str, Any]) -> Mapping[str, Any]:
         raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        sealed = self.codec.seal(raw, _ctx(b"rec", ns, sid, kind, key))
-        if sealed is raw and SEALED_RECORD not in data:
+        # data that happens to hold the sealed key is put behind a header too, so it is never taken for sealed
+        sealed = self.codec.seal(raw, _ctx(b"rec", ns, sid, kind, key), header=SEALED_RECORD in data)
+        if sealed is raw:
             return data
         return {SEALED_RECORD: base64.b64encode(sealed).decode("ascii")}
 
     def open_record(self, ns: str, sid: str, kind: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
-        token = data.get(SEALED_RECORD)
-        if token is None:
+        blob = sealed_record_blob(data)
+        if blob is None:  # written in clear (before any codec), even if it has a key of that name
             return data
         where = f"{self.where} {ns}/{sid} record {kind}/{key}"
         try:
-            blob = base64.b64decode(token, validate=True)
-        except (TypeError, ValueError):
-            raise CorruptData(f"sealed record {where} has a malformed payload") from None
-        opened = json.loads(self.codec.open(blob, _ctx(b"rec", ns, sid, kind, key), where=where))
+            opened = json.loads(self.codec.open(blob, _ctx(b"rec", ns, sid, kind, key), where=where))
+        except (ValueError, UnicodeDecodeError):
+            raise CorruptData(f"sealed record {where} does not hold JSON") from None
         if not isinstance(opened, dict):
             raise CorruptData(f"sealed record {where} does not hold an object")
         return opened
@@ -236,9 +249,9 @@ def _backend_of(store: Store) -> Store:
     return store
 
 
-def read_marker(store: Store, *, required: bool = False) -> dict[str, Any]:
+def read_marker(store: Store, *, required: bool = False) -> dict[str, Any] | None:
     """What ``store`` says about the codecs its data uses ({} when nothing was ever sealed). An unreachable
-    backend reads as {} (not cached) unless ``required``: a Memory can still be opened during an outage."""
+    backend reads as None (not cached) unless ``required``: a Memory can still be opened during an outage."""
     store = _backend_of(store)
     with _markers_lock:
         cached = _markers.get(store)
@@ -249,7 +262,7 @@ def read_marker(store: Store, *, required: bool = False) -> dict[str, Any]:
     except BackendUnavailable:
         if required:
             raise
-        return {}
+        return None
     marker = dict(found[0][1]) if found else {}
     with _markers_lock:
         _markers[store] = marker
@@ -286,13 +299,20 @@ def install(store: Store, encryption: Any = None, compression: Any = None, *, ci
     compression = check_compression(compression)
     # with codecs asked for, the marker must be read (and written): a store's first sealed write must not
     # happen without it, or a Memory opened later without the key would not know
-    marker = read_marker(store, required=keys is not None or compression is not None)
+    found = read_marker(store, required=keys is not None or compression is not None)
+    if found is None:  # unreachable now: read whatever is there safely (decompress; encrypted: a typed error)
+        return SealedStore(store, Codec())
+    marker = found
     if keys is None and marker.get("key_ids"):
         raise EncryptionKeyMissing(
             f"{store.url} holds encrypted data (key id(s) {', '.join(marker['key_ids'])}); open Memory with "
             "encryption=<key>")
     if keys is not None:
         check_keys(marker, keys)
+        primary = key_id(keys.primary()).hex()
+        if primary in (marker.get("retired") or []):
+            raise WrongEncryptionKey(f"key id {primary} was retired by a rekey of this store; open it with the "
+                                     "current key (nothing was read or changed)")
     if keys is None and compression is None and not marker.get("compression"):
         return store
     codec = Codec(keys, compression, threshold)
@@ -314,6 +334,17 @@ def _marked(marker: dict[str, Any], codec: Codec) -> dict[str, Any]:
         if codec.compression not in used:
             out["compression"] = [*used, codec.compression]
     return out
+
+
+def retire_keys(store: Store, primary: bytes) -> list[str]:
+    """Make ``primary`` the only key the store's marker lists (after every namespace was rekeyed); the others
+    become retired: a Memory whose primary key is one of them is refused at open. Returns the retired ids."""
+    marker = dict(read_marker(store, required=True) or {})
+    current = key_id(primary).hex()
+    retired = sorted(set(marker.get("retired") or []) | (set(marker.get("key_ids") or []) - {current}))
+    marker["key_ids"], marker["retired"] = [current], retired
+    _write_marker(store, marker)
+    return retired
 
 
 def forget_marker(store: Store) -> None:

@@ -44,6 +44,7 @@ from memvault.backends.postgres.sql import (
     UPDATE_METADATA,
     WRITE,
 )
+from memvault.codecs.envelope import raw_envelopes
 from memvault.config import mask_url
 from memvault.contract import MAX_PAGE, AppendOptions, Clock, Entry, Rewrite, SessionQuery, pop_range
 from memvault.cursors import decode_cursor, encode_cursor
@@ -151,7 +152,8 @@ class PostgresPlans:
         for record in records:
             if "\x00" in record.id:
                 raise InvalidMessage(f"message id {record.id[:40]!r} holds a NUL character; PostgreSQL refuses it")
-            message = decode_body(record.body, session_id=sid, seq=None)
+            with raw_envelopes():  # a write derives columns from what it stores: never from an opened envelope
+                message = decode_body(record.body, session_id=sid, seq=None)
             ids.append(record.id)
             bodies.append(record.body)
             roles.append(message.role)

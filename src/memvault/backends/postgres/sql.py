@@ -72,12 +72,11 @@ WITH n AS (
 ), upd AS (
     UPDATE {s}.messages m SET body = n.body, role = n.role, metadata = n.metadata::jsonb,
                               search = to_tsvector({cfg}, n.text)
-    FROM n WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND m.seq = n.seq AND m.id = n.id
-        AND m.seq IN (SELECT seq FROM old)
-    RETURNING octet_length(m.body) AS b
+    FROM n JOIN old o ON o.seq = n.seq
+    WHERE m.namespace = %(ns)s AND m.session_id = %(sid)s AND m.seq = n.seq AND m.id = n.id
+    RETURNING octet_length(m.body) AS b, o.b AS was  -- a row deleted meanwhile is not updated: not counted
 ), sz AS (
-    UPDATE {s}.sessions SET size_bytes = size_bytes + (SELECT COALESCE(sum(b), 0) FROM upd)
-                                                    - (SELECT COALESCE(sum(b), 0) FROM old)
+    UPDATE {s}.sessions SET size_bytes = size_bytes + (SELECT COALESCE(sum(b - was), 0) FROM upd)
     WHERE namespace = %(ns)s AND id = %(sid)s AND EXISTS (SELECT 1 FROM upd)
 )
 SELECT count(*) FROM upd
