@@ -3,19 +3,19 @@
 A chat turn through "swap one class" (LangChain's history without a window, ``session.messages()``) reads the
 whole session every time. :class:`HistoryCache` keeps, per session, the messages of its last full read (converted
 by ``convert``: a copy of the Message for the core, a LangChain message for that adapter) and checks it on every
-read with one cheap call, ``get_session``:
+read with two small calls: ``get_session`` (``created_at``, ``message_count``) and a read from the newest message
+held (the *anchor*, by seq) onwards:
 
-- same ``created_at``, ``last_seq`` and ``message_count`` as what the cache holds: nothing changed (appends move
-  ``last_seq``; deletes, pops and clears move the count; a deleted and re-created session has another
-  ``created_at``; ``replace`` moves ``last_seq``);
-- the same session with a higher ``last_seq``: read only ``seq > cached`` and check that the counts add up (a
-  delete among the old messages meanwhile makes them not add up: then the whole session is read again);
-- anything else: a full read.
+- the anchor is still there (same seq, same id), in a session with the same ``created_at``, and the held messages
+  plus those after the anchor are as many as the session has: nothing older changed, and the messages after the
+  anchor are the new ones (often none);
+- anything else (a delete, pop, clear or replace; a session deleted and re-created, even at the same clock
+  reading): the whole session is read again.
 
 So another process's writes are always seen (the check goes to the store each time), and a session nobody wrote
-costs one small query. The cache is bounded by the number of messages it holds (least recently read sessions
-leave first). Only in-place rewrites of message bodies (``memvault rekey``) leave the three facts unchanged, and
-those keep each message's content.
+costs two small queries. The cache is bounded by the number of messages it holds (least recently read sessions
+leave first). Only in-place rewrites of message bodies (``memvault rekey``) pass the check unseen, and those keep
+each message's content.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 
 from memvault.caching import LRUCache, budget_lru
 from memvault.drive import Call, Op
+from memvault.errors import CorruptData
 from memvault.model import Message
 
 T = TypeVar("T")
@@ -38,7 +39,9 @@ MAX_SESSIONS = 4096
 @dataclass
 class _Held(Generic[T]):
     created_at: datetime
-    last_seq: int
+    #: the newest message held (its seq and id): re-read on every check, so a session deleted and re-created at
+    #: the same clock reading, whose seqs start again, is never taken for the one held
+    anchor: tuple[int, str] | None
     items: list[T]
 
 
@@ -54,38 +57,45 @@ class HistoryCache(Generic[T]):
         self._held: LRUCache[tuple[str, str], _Held[T]] = budget_lru(max_messages, MAX_SESSIONS,
                                                                       lambda h: len(h.items))
         self._lock = threading.Lock()
-        #: reads of the whole session and reads of only its new messages (for tests and stats)
+        #: reads of the whole session and reads of only its newest messages (for tests and stats)
         self.full_reads = 0
         self.partial_reads = 0
 
     def read(self, ns: str, sid: str) -> Op[list[T]]:
         """The session's whole history, in seq order, converted."""
-        info = yield Call("get_session", (ns, sid))
         key = (ns, sid)
+        try:
+            info = yield Call("get_session", (ns, sid))
+        except CorruptData:  # the session's own record is damaged: its messages are still served, uncached
+            self.forget(ns, sid)
+            return self._out([self.convert(m) for m in (yield Call("read", (ns, sid)))])
         if info is None:
             self.forget(ns, sid)
             return []
         with self._lock:
             held = self._held.get(key)
-        if held is not None and held.created_at == info.created_at:
-            if held.last_seq == info.last_seq and len(held.items) == info.message_count:
-                return self._out(held.items)
-            if info.last_seq > held.last_seq:
-                new: list[Message] = yield Call("read", (ns, sid), {"start": held.last_seq + 1})
+        if held is not None and held.anchor is not None and held.created_at == info.created_at:
+            seq, mid = held.anchor
+            fresh: list[Message] = yield Call("read", (ns, sid), {"start": seq})  # the anchor and what follows
+            if fresh and fresh[0].seq == seq and fresh[0].id == mid:
+                new = fresh[1:]
                 later = sum(1 for m in new if (m.seq or 0) > info.last_seq)  # appended after get_session
                 if len(held.items) + len(new) == info.message_count + later:  # nothing older went meanwhile
+                    if not new:
+                        return self._out(held.items)
                     self.partial_reads += 1
-                    return self._out(self._keep(key, info.created_at, held.items, new, held.last_seq))
+                    return self._out(self._keep(key, info.created_at, held.items, new))
         self.full_reads += 1
         messages: list[Message] = yield Call("read", (ns, sid))
-        return self._out(self._keep(key, info.created_at, [], messages, info.last_seq))
+        return self._out(self._keep(key, info.created_at, [], messages))
 
-    def _keep(self, key: tuple[str, str], created_at: datetime, items: list[T], new: list[Message],
-              last_seq: int) -> list[T]:
+    def _keep(self, key: tuple[str, str], created_at: datetime, items: list[T], new: list[Message]) -> list[T]:
         items = items + [self.convert(m) for m in new]
-        top = max([last_seq, *((m.seq or 0) for m in new)])  # appends read after get_session count too
         with self._lock:
-            self._held[key] = _Held(created_at, top, items)
+            if new:
+                self._held[key] = _Held(created_at, (new[-1].seq or 0, new[-1].id), items)
+            else:
+                self._held.pop(key, None)  # an empty session: nothing to anchor a check to
         return items
 
     def _out(self, items: list[T]) -> list[T]:

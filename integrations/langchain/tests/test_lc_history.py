@@ -90,7 +90,7 @@ def test_one_round_trip_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     assert counter.calls == ["get_session", "read"]  # the first full read
     counter.calls.clear()
     assert len(MemvaultChatMessageHistory("rt", memory=mem).messages) == 4  # a new object, as per turn
-    assert counter.calls == ["get_session"]  # nothing changed: the check alone
+    assert counter.calls == ["get_session", "read"]  # nothing changed: the check (the read: the newest message)
     counter.calls.clear()
     history.add_messages(turn(3))
     assert [m.content for m in history.messages[-2:]] == ["question 3", "answer 3"]
