@@ -24,7 +24,7 @@ import pytest
 
 from memvault import Memory
 from memvault.codecs import generate_key, key_id
-from memvault.codecs.envelope import _STAND_INS, raw_envelopes
+from memvault.codecs.envelope import raw_envelopes
 from memvault.codecs.keys import Keyring
 from memvault.codecs.payload import Codec
 from memvault.codecs.store import SealedStore
@@ -365,8 +365,7 @@ def test_a_sealed_message_copied_to_another_session_does_not_open(make_memory: A
     with raw_envelopes():
         (envelope,) = inner.read(mem.namespace, "a")
     token = envelope.extras["memvault.sealed"]
-    stored = (f'{{"v":1,"id":{json.dumps(envelope.id)},{_STAND_INS},'
-              f'"sealed":"{base64.b64encode(token).decode()}"}}')
+    stored = f'{{"v":1,"id":{json.dumps(envelope.id)},"sealed":"{base64.b64encode(token).decode()}"}}'
     with raw_envelopes():
         inner.append(mem.namespace, "b", [Record(envelope.id, stored)], AppendOptions())
     try:

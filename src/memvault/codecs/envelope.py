@@ -1,15 +1,15 @@
-"""Sealed message bodies: a message stored through a codec is an *envelope*, itself a valid message encoding.
+"""Sealed message bodies: a message stored through a codec is an *envelope*, which backends store as any body.
 
-The envelope keeps in clear only the message id (what a backend needs to place a message and to make appends
-idempotent), with fixed stand-ins for role, time and content, and holds the whole original body, sealed, under
-``"sealed"``: a backend's own keyword index (SQLite FTS5, a PostgreSQL tsvector, metadata columns) never sees the
-text, and its role and time columns say nothing. Backends store and return envelopes like any
-message; :class:`memvault.codecs.store.SealedStore` opens them.
+The envelope, ``{"v": 1, "id": ..., "sealed": ...}``, keeps in clear only the message id (what a backend needs to
+place a message and to make appends idempotent) and holds the whole original body, sealed, under ``"sealed"``. A
+backend that decodes it (to fill columns) gets fixed stand-ins for role, time and content, so its own keyword index
+(SQLite FTS5, a PostgreSQL tsvector, metadata columns) never sees the text and its role and time columns say
+nothing; :class:`memvault.codecs.store.SealedStore` opens envelopes on its reads.
 
 Decoding an envelope (``memvault.model.decode_body``): a compressed-only one is opened in place, anywhere (no key
-is needed); an encrypted one is handed back as is only inside a SealedStore call (:data:`raw_envelopes`), and
-raises EncryptionKeyMissing anywhere else - so a Memory without the key never mistakes encrypted messages for
-empty ones, whichever path (a read, a native recall engine, another process) meets them.
+is needed); an encrypted one is opened inside a SealedStore's reads, handed over raw inside its other calls
+(:func:`raw_envelopes`), and raises EncryptionKeyMissing anywhere else - so a Memory without the key never mistakes
+encrypted messages for empty ones, whichever path (a read, a native recall engine, another process) meets them.
 """
 
 from __future__ import annotations
@@ -52,16 +52,21 @@ class Opener:
     def open(self, stored: str, token: bytes, message_id: str, where: str) -> str:
         body = self.codec.open(token, message_context(self.ns, self.sid, message_id),
                                where=where or f"{self.ns}/{self.sid}").decode("utf-8")
-        if len(body) > CACHED_BODY_MAX:  # the cache is for the many small turns of a chat, not for big payloads
-            return body
-        cache = self.cache
-        cache[stored] = (self.ns, self.sid, body)
-        while len(cache) > self.limit:
-            try:
-                del cache[next(iter(cache))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread evicted or changed it meanwhile
-                break
+        remember(self.cache, stored, (self.ns, self.sid, body), self.limit)
         return body
+
+
+def remember(cache: dict[str, tuple[str, str, str]], stored: str, opened: tuple[str, str, str], limit: int) -> None:
+    """Keep ``opened`` (namespace, session, body) for the envelope ``stored``; the oldest entries leave first.
+    Bodies above CACHED_BODY_MAX are not kept: the cache is for the many small turns of a chat."""
+    if len(opened[2]) > CACHED_BODY_MAX:
+        return
+    cache[stored] = opened
+    while len(cache) > limit:
+        try:
+            del cache[next(iter(cache))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread evicted or changed it meanwhile
+            break
 
 
 _mode: ContextVar[str | Opener | None] = ContextVar("memvault_envelopes", default=None)
@@ -88,7 +93,8 @@ def raw_envelopes() -> contextlib.AbstractContextManager[None]:
     return envelopes(RAW)
 
 
-_STAND_INS = '"role":"user","content":"","created_at":"1970-01-01T00:00:00+00:00"'
+#: what an envelope decodes to, outside a SealedStore's reads: nothing of the message itself
+STAND_INS = {"role": "user", "content": "", "created_at": "1970-01-01T00:00:00+00:00"}
 
 
 def message_context(ns: str, sid: str, message_id: str) -> bytes:
@@ -102,9 +108,9 @@ def seal_body(codec: Codec, body: str, ns: str, sid: str, message_id: str) -> st
     sealed = codec.seal(raw, message_context(ns, sid, message_id))
     if sealed is raw:
         return body
-    # built as text (no parse of the body): the id, then fixed stand-ins for role and time - both are inside
-    # the sealed body, and a backend that keeps them in columns (PostgreSQL) learns nothing from them
-    return (f'{{"v":1,"id":{json.dumps(message_id, ensure_ascii=False)},{_STAND_INS},'
+    # built as text (no parse of the body): only the id is in clear; role, time and content are inside the
+    # sealed body, and a backend that decodes the envelope (to fill columns) gets fixed stand-ins for them
+    return (f'{{"v":1,"id":{json.dumps(message_id, ensure_ascii=False)},'
             f'"{SEALED}":"{base64.b64encode(sealed).decode("ascii")}"}}')
 
 
@@ -128,9 +134,8 @@ def unseal_in_place(data: dict[str, Any], where: str, stored: str) -> dict[str, 
             f"message {data.get('id')!r}{' in ' + where if where else ''} is stored encrypted (key id "
             f"{describe(token)['key_id']}); open Memory with encryption=<key>")
     elif mode == RAW:
-        envelope = dict(data)
+        envelope = {**data, **STAND_INS, "extras": {SEALED_EXTRA: token}}
         del envelope[SEALED]
-        envelope["extras"] = {SEALED_EXTRA: token}
         return envelope
     else:
         opened = json.loads(mode.open(stored, token, str(data.get("id")), where))  # type: ignore[union-attr]

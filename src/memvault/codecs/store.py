@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memvault.codecs.envelope import RAW, SEALED_EXTRA, Opener, envelopes, message_context, seal_body
+from memvault.codecs.envelope import RAW, SEALED_EXTRA, Opener, envelopes, message_context, remember, seal_body
 from memvault.codecs.keys import KeyProvider, as_key_provider, key_id
 from memvault.codecs.payload import DEFAULT_THRESHOLD, Codec, check_compression, is_sealed
 from memvault.contract import AppendOptions, Entry, Rewrite, Store
@@ -71,7 +71,13 @@ class Sealing:
 
     # -- messages --------------------------------------------------------------------------------------------------
     def records(self, ns: str, sid: str, records: Sequence[Record]) -> list[Record]:
-        return [Record(r.id, seal_body(self.codec, r.body, ns, sid, r.id)) for r in records]
+        out = []
+        for r in records:
+            stored = seal_body(self.codec, r.body, ns, sid, r.id)
+            if stored is not r.body:  # the next read of the window opens nothing
+                remember(self._opened, stored, (ns, sid, r.body), OPENED_CACHE)
+            out.append(Record(r.id, stored))
+        return out
 
     def message(self, ns: str, sid: str, m: Message) -> Message:
         token = m.extras.get(SEALED_EXTRA) if m.extras else None
