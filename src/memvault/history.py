@@ -66,9 +66,12 @@ class HistoryCache(Generic[T]):
         key = (ns, sid)
         try:
             info = yield Call("get_session", (ns, sid))
-        except CorruptData:  # the session's own record is damaged: its messages are still served, uncached
+        except CorruptData:  # the session's own record is damaged: serve its messages if they are readable
             self.forget(ns, sid)
-            return self._out([self.convert(m) for m in (yield Call("read", (ns, sid)))])
+            readable: list[Message] = yield Call("read", (ns, sid))
+            if not readable:  # nothing readable (the files backend moved the session aside): say why
+                raise
+            return self._out([self.convert(m) for m in readable])
         if info is None:
             self.forget(ns, sid)
             return []
