@@ -134,3 +134,29 @@ def test_any_key_spec_is_a_key_or_a_typed_error(spec: object) -> None:
     except InvalidEncryptionKey:
         return
     assert len(ring.primary()) == 32
+
+
+def test_a_key_provider_of_ones_own(tmp_path: Path) -> None:
+    """A KMS-style provider: primary() and get(key_id); memvault never needs the raw key list."""
+    from memvault import Memory
+
+    class Kms:
+        def __init__(self) -> None:
+            self.keys = {key_id(KEY): KEY}
+            self.asked: list[bytes] = []
+
+        def primary(self) -> bytes:
+            return KEY
+
+        def get(self, kid: bytes) -> bytes | None:
+            self.asked.append(kid)
+            return self.keys.get(kid)
+
+    kms = Kms()
+    url = f"sqlite:///{tmp_path / 'kms.db'}"
+    with Memory(url, encryption=kms, embedder="hash") as mem:
+        mem.session("s").add("user", "via the provider")
+    with Memory(url, encryption=kms, embedder="hash") as mem:
+        assert [m.text for m in mem.session("s").messages()] == ["via the provider"]
+    assert kms.asked and set(kms.asked) == {key_id(KEY)}
+    assert b"via the provider" not in (tmp_path / "kms.db").read_bytes()
