@@ -3,6 +3,7 @@ default)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -504,8 +505,7 @@ def rekey(
             report = mem.rekey(retire_old_keys=retire_old_keys)
         except MemvaultError as exc:
             _fail(exc)
-        facts = {k: v for k, v in report.__dict__.items()}
-        typer.echo(json.dumps({**facts, "complete": report.complete}))
+        typer.echo(json.dumps({**dataclasses.asdict(report), "complete": report.complete}))
         if not report.complete:
             err.print(f"{report.raced} payloads changed while being re-encrypted: run rekey again")
             raise typer.Exit(1)

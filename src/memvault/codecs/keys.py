@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -126,8 +126,3 @@ def _keys_of(ring: Keyring) -> list[bytes]:
 
 def cipher_of(provider: KeyProvider) -> str:
     return getattr(provider, "cipher", "aes-256-gcm")
-
-
-def held_key_ids(provider: KeyProvider) -> Iterable[str] | None:
-    """The provider's key ids when it can list them (a Keyring can; a KMS client may not)."""
-    return getattr(provider, "key_ids", None)

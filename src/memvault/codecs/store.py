@@ -120,9 +120,11 @@ class Sealing:
             raise CorruptData(f"sealed record {where} does not hold an object")
         return opened
 
+    def entry_value(self, ns: str, sid: str, kind: str, key: str, value: bytes) -> bytes:
+        return self.codec.seal(bytes(value), _ctx(b"ent", ns, sid, kind, key))
+
     def entries(self, ns: str, sid: str, entries: Sequence[Entry]) -> list[Entry]:
-        return [Entry(e.kind, e.key, self.codec.seal(bytes(e.value), _ctx(b"ent", ns, sid, e.kind, e.key)))
-                for e in entries]
+        return [Entry(e.kind, e.key, self.entry_value(ns, sid, e.kind, e.key, e.value)) for e in entries]
 
     def open_entry(self, ns: str, sid: str, kind: str, key: str, value: bytes) -> bytes:
         return self.codec.open(value, _ctx(b"ent", ns, sid, kind, key),
@@ -134,7 +136,7 @@ class Sealing:
             return c._replace(new=seal_body(self.codec, c.new, ns, sid, c.key))
         if c.space == "record":
             return c._replace(new=self.record_data(ns, sid, c.kind, c.key, c.new))
-        return c._replace(new=self.codec.seal(bytes(c.new), _ctx(b"ent", ns, sid, c.kind, c.key)))
+        return c._replace(new=self.entry_value(ns, sid, c.kind, c.key, c.new))
 
     # -- per method: (arguments in, result out) --------------------------------------------------------------------
     def before(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -353,8 +355,4 @@ def retire_keys(store: Store, primary: bytes) -> list[str]:
     return retired
 
 
-def forget_marker(store: Store) -> None:
-    """Drop the cached marker (after a rekey rewrote it, or in tests)."""
-    with _markers_lock:
-        _markers.pop(_backend_of(store), None)
 

@@ -82,23 +82,21 @@ WITH n AS (
 SELECT count(*) FROM upd
 """
 
-REWRITE_RECORDS = """
-WITH n AS (SELECT * FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(olds)s::text[], %(news)s::text[])
+
+def _rewrite_values(table: str, column: str, kind: str) -> str:
+    """Store.rewrite of records or entries: each row set to its new value only while it holds the old one."""
+    return f"""
+WITH n AS (SELECT * FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(olds)s::{kind}[], %(news)s::{kind}[])
            AS n(kind, key, old, new))
-UPDATE {s}.records r SET data = n.new FROM n
-WHERE r.namespace = %(ns)s AND r.session_id = %(sid)s AND r.kind = n.kind AND r.key = n.key AND r.data = n.old
-    AND {LIVE_SESSION}
+UPDATE {{s}}.{table} t SET {column} = n.new FROM n
+WHERE t.namespace = %(ns)s AND t.session_id = %(sid)s AND t.kind = n.kind AND t.key = n.key AND t.{column} = n.old
+    AND {{LIVE_SESSION}}
 RETURNING 1
 """
 
-REWRITE_ENTRIES = """
-WITH n AS (SELECT * FROM unnest(%(kinds)s::text[], %(keys)s::text[], %(olds)s::bytea[], %(news)s::bytea[])
-           AS n(kind, key, old, new))
-UPDATE {s}.entries e SET value = n.new FROM n
-WHERE e.namespace = %(ns)s AND e.session_id = %(sid)s AND e.kind = n.kind AND e.key = n.key AND e.value = n.old
-    AND {LIVE_SESSION}
-RETURNING 1
-"""
+
+REWRITE_RECORDS = _rewrite_values("records", "data", "text")
+REWRITE_ENTRIES = _rewrite_values("entries", "value", "bytea")
 
 POP_LOCK = f"SELECT message_count FROM {{s}}.sessions WHERE namespace = %(ns)s AND id = %(sid)s AND {LIVE} FOR UPDATE"
 
