@@ -210,6 +210,17 @@ SUMMARIZE_TRIGGER = 12
 SUMMARIZE_KEEP = 4
 
 
+def one_node_graph(schema: type, node: Callable[[Any], dict[str, Any]], checkpointer: Any) -> Any:
+    """START -> ``node`` -> END over ``schema``, compiled with ``checkpointer``."""
+    from langgraph.graph import END, START, StateGraph
+
+    graph = StateGraph(schema)
+    graph.add_node(node.__name__, node)
+    graph.add_edge(START, node.__name__)
+    graph.add_edge(node.__name__, END)
+    return graph.compile(checkpointer=checkpointer)
+
+
 def build_agent(kind: str, checkpointer: Any, store: Any = None) -> Any:
     """``create_agent`` with the scripted model: ``basic`` (tools only), ``hitl`` (approve ``send_email``) or
     ``summarize`` (SummarizationMiddleware with the scripted model as summarizer)."""

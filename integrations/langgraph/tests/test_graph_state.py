@@ -13,8 +13,8 @@ from uuid import uuid4
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
 from langgraph.channels.delta import DeltaChannel
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import REMOVE_ALL_MESSAGES, _messages_delta_reducer, add_messages
+from lg_fakes import one_node_graph
 from lg_harness import SaverFactory
 
 
@@ -33,11 +33,7 @@ def respond(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(schema: type, saver: Any) -> Any:
-    graph = StateGraph(schema)
-    graph.add_node("respond", respond)
-    graph.add_edge(START, "respond")
-    graph.add_edge("respond", END)
-    return graph.compile(checkpointer=saver)
+    return one_node_graph(schema, respond, saver)
 
 
 def view(messages: list[Any]) -> list[tuple[str, str, str]]:

@@ -9,8 +9,8 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.memvault import MemvaultSaver
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from lg_fakes import one_node_graph
 
 from memvault import Memory
 from memvault.codecs import generate_key
@@ -30,11 +30,7 @@ def respond(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def graph(saver: MemvaultSaver) -> Any:
-    builder = StateGraph(State)
-    builder.add_node("respond", respond)
-    builder.add_edge(START, "respond")
-    builder.add_edge("respond", END)
-    return builder.compile(checkpointer=saver)
+    return one_node_graph(State, respond, saver)
 
 
 def test_an_agent_thread_is_encrypted_at_rest(tmp_path: Path) -> None:

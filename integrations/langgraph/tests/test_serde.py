@@ -12,8 +12,8 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.checkpoint.memvault import MemvaultSaver
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from lg_fakes import one_node_graph
 
 from memvault import Memory
 
@@ -53,11 +53,7 @@ def _answer(state: State) -> dict[str, Any]:
 
 
 def _graph(saver: MemvaultSaver) -> Any:
-    builder = StateGraph(State)
-    builder.add_node("answer", _answer)
-    builder.add_edge(START, "answer")
-    builder.add_edge("answer", END)
-    return builder.compile(checkpointer=saver)
+    return one_node_graph(State, _answer, saver)
 
 
 def test_an_encrypted_serializer_seals_every_message_and_reads_back(tmp_path: Path) -> None:
