@@ -29,6 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
 from _stats import percentile
 
 from memvault import Memory
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--history", type=int, default=200)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "locomo10.zip"))
-    args = parser.parse_args()
+    args = parse(parser, turns=20, rounds=1, history=20)
     with tempfile.TemporaryDirectory() as tmp:
         report = {"python": sys.version.split()[0], "sqlite": sqlite3.sqlite_version,
                   "turn": turns(args, Path(tmp)), "storage": storage(args, Path(tmp))}

@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
+
 from memvault import Memory, Message
 from memvault.compression import CompressionPolicy, get_counter
 from memvault.compression.tokens import message_tokens
@@ -247,7 +249,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--no-recall", action="store_true", help="skip the summary + recall + window arm")
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parse(parser, conversations=1, calls=5, sizes="100")
     if not args.data.exists():
         sys.exit(f"dataset not found: {args.data} (pass --data path/to/locomo10.zip)")
     convs = load(args.data, args.conversations)

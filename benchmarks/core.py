@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
 from _stats import percentile
 
 from memvault import Memory, Message
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--backends", default="memory,sqlite,file")
-    args = parser.parse_args()
+    args = parse(parser, sizes="10,100", turns=10)
     sizes = [int(s) for s in args.sizes.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="memvault-bench-"))
     urls = {"memory": "memory://bench", "sqlite": f"sqlite:///{workdir / 'bench.db'}", "file": f"file://{workdir / 'files'}"}

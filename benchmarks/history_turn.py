@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
 from _stats import percentile
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_memvault import MemvaultChatMessageHistory
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parse(parser, sizes="100", turns=5, rounds=1)
     sizes = [int(x) for x in args.sizes.split(",")]
     out: dict[str, Any] = {"python": sys.version.split()[0]}
     with tempfile.TemporaryDirectory() as tmp:

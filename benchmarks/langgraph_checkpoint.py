@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from _cli import parse
 from _stats import percentile
 
 # the offline fakes are shared with the LangGraph test suite (scripted tool-calling model, hash embedder)
@@ -547,7 +548,7 @@ def main() -> None:
                         help="only the store scale run: --store-items 100000 over memvault-sqlite-hash, "
                              "memvault-sqlite-minilm, memvault-sqlite, sqlite, postgres (no checkpointers)")
     parser.add_argument("--store-ops", type=int, default=40, help="timed operations of each kind per store and size")
-    args = parser.parse_args()
+    args = parse(parser, sizes="10", reps=2, growth=20, store_items="20", store_ops=3)
 
     if args.scale:
         args.savers, args.growth = "", 0

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
 from llama_index.core.llms import ChatMessage
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.memory.memvault import MemvaultMemory
@@ -130,7 +131,7 @@ def main() -> None:
                         help="projected seconds per turn above which ChatMemoryBuffer runs one turn only")
     parser.add_argument("--embedder", default="hash", help="memvault recall embedder: hash (fast) or default (MiniLM)")
     parser.add_argument("--skip-peer", action="store_true", help="leave out ChatMemoryBuffer configs")
-    args = parser.parse_args()
+    args = parse(parser, sizes="10", turns=3, peer_turns=2)
     sizes = [int(s) for s in args.sizes.split(",")]
     logging.getLogger("memvault").setLevel(logging.WARNING)
     from llama_index.storage.chat_store.postgres import PostgresChatStore

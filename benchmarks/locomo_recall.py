@@ -31,6 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _cli import parse  # noqa: E402
+
 from memvault import Memory, Message  # noqa: E402
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--embedder", default="default")
     parser.add_argument("--variants", action="store_true", help="also measure fusion variants (the defaults' basis)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N conversations")
-    args = parser.parse_args()
+    args = parse(parser, limit=1)
 
     conversations = load(Path(args.data))[: args.limit]
     tmp = tempfile.TemporaryDirectory()

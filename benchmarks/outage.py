@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
 from _stats import percentile
 
 from memvault import Memory
@@ -159,7 +160,7 @@ def redis(writes: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--writes", type=int, default=200)
-    args = parser.parse_args()
+    args = parse(parser, writes=20)
     out = {"python": sys.version.split()[0], "postgres": postgres(args.writes), "redis": redis(args.writes)}
     print(json.dumps(out, indent=2))
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from _cli import parse
 from _stats import summary
 
 from memvault import Memory, Message
@@ -494,7 +495,7 @@ def main() -> None:
     parser.add_argument("--load-workers", type=int, default=2)
     parser.add_argument("--skip-turns", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
-    args = parser.parse_args()
+    args = parse(parser, sizes="10", turns=10, peer_turns=3, sessions=100, messages=1000, users=10, scale_budget=10.0, scale_reps=5)
 
     server = None
     url = args.url

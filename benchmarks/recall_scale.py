@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _cli import parse  # noqa: E402
+
 from memvault import Memory  # noqa: E402
 from memvault.contract import AppendOptions  # noqa: E402
 from memvault.model import Message, encode_body  # noqa: E402
@@ -246,7 +248,7 @@ def main() -> None:
     parser.add_argument("--postgres-shared-buffers", default="512MB",
                         help="shared_buffers of the embedded server ('' = its default, 128MB)")
     parser.add_argument("--skip-sqlite", action="store_true")
-    args = parser.parse_args()
+    args = parse(parser, sizes="2000", queries=10, postgres_sizes="2000")
     sizes = [int(s) for s in args.sizes.split(",")]
     started = time.perf_counter()
     embedder = SyntheticEmbedder()

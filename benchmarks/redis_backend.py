@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from _cli import parse
 from _stats import summary
 
 from memvault import Memory, Message
@@ -275,7 +276,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--turns", type=int, default=400, help="rounds per size (each peer: 1 append + 1 turn)")
     parser.add_argument("--cluster", action="store_true", help="also run memvault on a local 3-master Cluster")
-    args = parser.parse_args()
+    args = parse(parser, sizes="10", turns=10)
     sizes = [int(x) for x in args.sizes.split(",")]
     procs: list[subprocess.Popen[bytes]] = []
     tmp = Path(tempfile.mkdtemp(prefix="memvault-bench-redis-"))

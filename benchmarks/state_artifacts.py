@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from _cli import parse
 from _stats import percentile
 
 from memvault import Memory
@@ -163,7 +164,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=64, help="artifact size in MiB")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved copy/save/load rounds")
     parser.add_argument("--backends", default="sqlite,file,redis,postgres,memory")
-    args = parser.parse_args()
+    args = parse(parser, ops=10, mb=1, rounds=1)
     root = Path(tempfile.mkdtemp(prefix="mvbench-state-"))
     source = root / "source.bin"
     with source.open("wb") as fh:  # incompressible, reproducible

@@ -13,7 +13,7 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 
 echo "== installing memvault and the test dependencies"
-pkgs=(-e ".[test]")
+pkgs=(-e ".[test,bench]")  # bench: the peers benchmarks/ measure, run --quick by the suite
 for adapter in integrations/langchain integrations/llama-index integrations/langgraph; do
   [ -f "$adapter/pyproject.toml" ] && pkgs+=(-e "$adapter[test]")
 done

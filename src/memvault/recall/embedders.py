@@ -26,7 +26,9 @@ logger = logging.getLogger("memvault.recall")
 
 MINILM_ID = "all-MiniLM-L6-v2-int8"
 MAX_LENGTH = 256
-BATCH = 32
+# Rows per model call. The model runs float32 matrix products (its int8 weights are widened at load), near the 2-core
+# floating-point peak; 16 rows of similar length measured fastest (308 msg/s against 288 at 32, 258 at 64 on LoCoMo).
+BATCH = 16
 
 
 @runtime_checkable
@@ -105,7 +107,7 @@ class MiniLMEmbedder:
                     model_path, tokenizer_path = minilm_files()
                     tokenizer = Tokenizer.from_file(str(tokenizer_path))
                     tokenizer.enable_truncation(max_length=MAX_LENGTH)
-                    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                    tokenizer.no_padding()  # tokenizer.json pads to 128; batches are padded by hand, per bucket
                     options = ort.SessionOptions()
                     if self.threads:
                         options.intra_op_num_threads = self.threads
@@ -121,13 +123,17 @@ class MiniLMEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         tokenizer, session = self._load()
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        # sorting by length keeps padding (and so wasted work) small inside each batch
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        # Tokenize once, then run rows of similar token length together: padding (wasted work) stays small.
+        encoded = [e.ids for e in tokenizer.encode_batch(texts)]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            encodings = tokenizer.encode_batch([texts[i] for i in chunk])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            width = len(encoded[chunk[-1]])
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(chunk):
+                ids[row, : len(encoded[i])] = encoded[i]
+                mask[row, : len(encoded[i])] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             with self._run_lock:
                 hidden = session.run(None, feeds)[0]
