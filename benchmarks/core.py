@@ -4,6 +4,10 @@ per-turn = read the last 20 messages + append 2 (what a chat app does each turn)
 the given size: the 2 appended messages are removed (untimed) after each turn.
 
     python benchmarks/core.py [--sizes 10,100,1000,10000] [--turns 200] [--backends memory,sqlite,file]
+
+``sqlite_recall_tables``: appends of a process that never recalls, into a SQLite file where recall was used (its
+tables and triggers present) against a file where it never was, interleaved in rounds; ``ratio`` is the cost
+the recall tables add to every later append (goal <= 1.3).
 """
 
 from __future__ import annotations
@@ -59,6 +63,33 @@ def measure(url: str, size: int, turns: int) -> dict[str, Any]:
         }
 
 
+def recall_tables_cost(workdir: Path, appends: int, rounds: int = 10) -> dict[str, Any]:
+    urls = {"without": f"sqlite:///{workdir / 'plain.db'}", "with": f"sqlite:///{workdir / 'recall.db'}"}
+    for name, url in urls.items():
+        with Memory(url, embedder="hash") as mem:
+            mem.session("seed").add("user", "seed message about the harbour")
+            if name == "with":
+                mem.recall("harbour", session="seed")
+                mem.recall_service.flush(60)
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    mems = {name: Memory(url) for name, url in urls.items()}  # recall never used in this process
+    try:
+        for r in range(rounds):
+            for name, mem in mems.items():
+                s = mem.session(f"round-{r}")
+                for i in range(appends):
+                    t0 = time.perf_counter()
+                    s.add("user", f"we went hiking last weekend and the weather was great {i}")
+                    samples[name].append((time.perf_counter() - t0) * 1000)
+    finally:
+        for mem in mems.values():
+            mem.close()
+    out: dict[str, Any] = {name: {"append_p50_ms": round(percentile(v, 0.5), 4),
+                                  "append_p95_ms": round(percentile(v, 0.95), 4)} for name, v in samples.items()}
+    out["ratio"] = round(out["with"]["append_p50_ms"] / out["without"]["append_p50_ms"], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,100,1000,10000")
@@ -74,6 +105,8 @@ def main() -> None:
         small, large = rows[str(sizes[0])], rows[str(sizes[-1])]
         rows["flatness_turn_p50_ratio"] = round(large["turn_p50_ms"] / small["turn_p50_ms"], 3)  # type: ignore[assignment]
         report["results"][name] = rows
+    if "sqlite" in args.backends.split(","):
+        report["sqlite_recall_tables"] = recall_tables_cost(workdir, args.turns)
     print(json.dumps(report, indent=2))
 
 

@@ -459,3 +459,65 @@ def test_sqlite_wide_recall_candidate_queries_never_scan_the_messages(tmp_path: 
     assert plan and all(step.startswith("SEARCH") for step in plan), plan
     first = "v" if query == "CANDIDATES_BY_VECTOR" else "m"
     assert plan[0].startswith(f"SEARCH {first} USING INTEGER PRIMARY KEY"), plan
+
+
+def _fts_state(mem: Memory, text: str) -> tuple[int, int | None]:
+    """(FTS5 rows of the message holding ``text``, its queue row's fts flag or None when it left the queue)."""
+    with mem.store.transaction(write=False) as c:
+        pk = c.execute("SELECT pk FROM messages WHERE body LIKE ?", (f"%{text}%",)).fetchone()[0]
+        fts = c.execute("SELECT count(*) FROM recall_fts WHERE rowid = ?", (pk,)).fetchone()[0]
+        flag = c.execute("SELECT fts FROM recall_pending WHERE pk = ?", (pk,)).fetchone()
+    return int(fts), None if flag is None else int(flag[0])
+
+
+def test_sqlite_append_queues_keywords_and_a_wide_keyword_query_sees_them_at_once(tmp_path: Path) -> None:
+    """Schema v4: the insert trigger only queues the message (tokenizing inside the append doubled its cost); a
+    query over FTS5 first writes the queued rows, so another process's newest message is found by keyword before
+    any indexer ran, and nothing is embedded for it."""
+    url = f"sqlite:///{tmp_path / 'fts.db'}"
+    with _ann_memory(tmp_path, "fts.db") as reader:
+        reader.session("big").extend([{"role": "user", "content": f"entry {i} about the glacier"} for i in range(60)])
+        assert reader.recall_service.flush(30)
+        assert reader.recall("glacier", k=3, mode="keyword")  # the FTS5 path over the whole namespace
+        with Memory(url, embedder="hash") as writer:  # never recalls: no indexer in this process
+            writer.session("late").add("user", "the zeppelin landed at noon")
+        assert _fts_state(reader, "zeppelin") == (0, 0)  # the append wrote no FTS5 row
+        hits = reader.recall("zeppelin", k=3, mode="keyword")
+        assert [h.message.text for h in hits] == ["the zeppelin landed at noon"]
+        assert _fts_state(reader, "zeppelin") == (1, 1)  # keywords written, vector still queued
+        assert reader.recall("zeppelin", k=3)[0].message.text == "the zeppelin landed at noon"
+        assert _fts_state(reader, "zeppelin") == (1, None)  # embedded: left the queue, FTS5 row kept
+
+
+def test_sqlite_indexer_writes_keywords_before_a_message_leaves_the_queue(tmp_path: Path) -> None:
+    with _ann_memory(tmp_path) as mem:
+        s = mem.session("s")
+        s.extend([{"role": "user", "content": f"note {i} about the harbour"} for i in range(60)])
+        s.add("user", "a remark on marmalade")
+        assert mem.recall_service.flush(30)
+        with mem.store.transaction(write=False) as c:
+            assert c.execute("SELECT count(*) FROM recall_pending").fetchone()[0] == 0
+            assert c.execute("SELECT count(*) FROM recall_fts").fetchone()[0] == 61
+        assert mem.recall("marmalade", k=1, mode="keyword")[0].message.text == "a remark on marmalade"
+        s.delete_messages([s.messages()[-1].id])
+        assert mem.recall("marmalade", k=1, mode="keyword") == []
+
+
+def test_sqlite_recall_tables_migrate_from_v3_without_rewriting_keywords(tmp_path: Path) -> None:
+    from memvault.backends.sqlite import SQLiteStore
+    from memvault.recall import sqlite_engine
+
+    path = tmp_path / "v3.db"
+    store = SQLiteStore(path)
+    store.migrate("recall", sqlite_engine.MIGRATIONS[:3])
+    with Memory(store, embedder="hash") as writer:  # v3 triggers: FTS5 rows written by the append, queue fts-less
+        writer.session("s").extend([{"role": "user", "content": f"old message {i} about rivers"} for i in range(5)])
+    with _ann_memory(tmp_path, "v3.db") as mem:
+        mem.recall_service.engine.exact_max = 3
+        with mem.store.transaction(write=False) as c:
+            assert c.execute("SELECT count(*) FROM recall_pending WHERE fts = 1").fetchone()[0] == 5
+        mem.session("s").add("user", "new message about rivers")
+        hits = mem.recall("rivers", k=10, mode="keyword")
+        assert len(hits) == 6  # no FTS5 row written twice, the new one added
+        assert mem.recall_service.flush(30) and mem.index_status().backlog == 0
+        assert len(mem.recall("rivers", k=10)) == 6

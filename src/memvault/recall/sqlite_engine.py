@@ -3,10 +3,12 @@ for scopes up to ``EXACT_MAX`` messages and an HNSW index (usearch, persisted ne
 
 Tables (component ``recall`` in ``schema_versions``):
 
-- ``recall_fts``: FTS5 over ``[date] speaker: text`` of every message, kept by triggers on ``messages`` (in the
-  append's own transaction, so keywords are never stale and no extra round trip is paid).
-- ``recall_pending``: message pks still to embed, filled by the same insert trigger; its size is the backlog seen
-  by every process. The background indexer (or a query) embeds them in batches into ``recall_vectors``.
+- ``recall_pending``: message pks still to embed (``fts = 0``: not in ``recall_fts`` yet either), filled by triggers
+  on ``messages`` in the append's own transaction; its size is the backlog seen by every process. The background
+  indexer (or a query) embeds them in batches into ``recall_vectors``.
+- ``recall_fts``: FTS5 over ``[date] speaker: text`` of every message. Filled from ``recall_pending`` by the
+  indexer and, before reading it, by every query that uses it, so keywords are never stale; not by the insert
+  trigger (schema v4): tokenizing inside the append's transaction doubled the cost of every append.
 - ``recall_vectors``: message pk -> model id, created_at, role, float32 vector, plus its own never-reused id (the
   HNSW key, schema v2).
 
@@ -62,7 +64,8 @@ _TEXT = (
 _CONVERSATION = "instr({ns}, char(31)) = 0"
 _CONVERSATION_V1 = "{ns} NOT LIKE '%#collections' AND instr({ns}, char(31)) = 0"
 
-_TRIGGERS = f"""
+#: the triggers of schema v1-v3 (the FTS5 row written inside the append)
+_TRIGGERS_V1 = f"""
     CREATE TRIGGER recall_messages_ai AFTER INSERT ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
     BEGIN
         INSERT INTO recall_fts (rowid, text) VALUES (new.pk, {_TEXT.format(b="new.body")});
@@ -83,6 +86,31 @@ _TRIGGERS = f"""
     END;
 """
 
+#: schema v4: an append only queues its message (``fts = 0``); keywords and vectors are added off the append path
+_TRIGGERS = f"""
+    CREATE TRIGGER recall_messages_ai AFTER INSERT ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
+    BEGIN
+        INSERT OR REPLACE INTO recall_pending (pk, fts) VALUES (new.pk, 0);
+    END;
+    CREATE TRIGGER recall_messages_ad AFTER DELETE ON messages WHEN {_CONVERSATION.format(ns="old.namespace")}
+    BEGIN
+        DELETE FROM recall_fts WHERE rowid = old.pk;
+        DELETE FROM recall_pending WHERE pk = old.pk;
+        DELETE FROM recall_vectors WHERE pk = old.pk;
+    END;
+    CREATE TRIGGER recall_messages_au AFTER UPDATE OF body ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
+    BEGIN
+        DELETE FROM recall_fts WHERE rowid = old.pk;
+        DELETE FROM recall_vectors WHERE pk = old.pk;
+        INSERT OR REPLACE INTO recall_pending (pk, fts) VALUES (new.pk, 0);
+    END;
+"""
+#: FTS5 rows for queued messages not in it yet; ``{where}`` narrows the queue rows (bound parameters follow)
+_FILL_FTS = (f"INSERT INTO recall_fts (rowid, text) SELECT m.pk, {_TEXT.format(b='m.body')} FROM recall_pending p "
+             "JOIN messages m ON m.pk = p.pk WHERE p.fts = 0 AND {where}")
+_MARK_FTS = "UPDATE recall_pending SET fts = 1 WHERE fts = 0 AND {where}"
+FILL_CHUNK = 2000
+
 MIGRATIONS = [
     f"""
     CREATE VIRTUAL TABLE recall_fts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
@@ -95,7 +123,7 @@ MIGRATIONS = [
         vec     BLOB NOT NULL
     );
     CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
-    {_TRIGGERS}
+    {_TRIGGERS_V1}
     INSERT INTO recall_fts (rowid, text)
         SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE {_CONVERSATION_V1.format(ns="namespace")};
     INSERT INTO recall_pending (pk) SELECT pk FROM messages WHERE {_CONVERSATION_V1.format(ns="namespace")};
@@ -119,7 +147,7 @@ MIGRATIONS = [
     DROP TABLE recall_vectors;
     ALTER TABLE recall_vectors_v2 RENAME TO recall_vectors;
     CREATE INDEX recall_vectors_by_model ON recall_vectors (model);
-    {_TRIGGERS}
+    {_TRIGGERS_V1}
     """,
     # v3: every legal content shape is indexable (a plain-string block made the old trigger fail), and the
     # conversation test is "no internal separator" instead of a name suffix that a user namespace could end with.
@@ -128,12 +156,22 @@ MIGRATIONS = [
     DROP TRIGGER recall_messages_ai;
     DROP TRIGGER recall_messages_ad;
     DROP TRIGGER recall_messages_au;
-    {_TRIGGERS}
+    {_TRIGGERS_V1}
     INSERT INTO recall_fts (rowid, text)
         SELECT pk, {_TEXT.format(b="body")} FROM messages WHERE namespace LIKE '%#collections'
         AND {_CONVERSATION.format(ns="namespace")};
     INSERT OR IGNORE INTO recall_pending (pk) SELECT pk FROM messages WHERE namespace LIKE '%#collections'
         AND {_CONVERSATION.format(ns="namespace")};
+    """,
+    # v4: the insert trigger only queues the message; FTS5 rows are written by the indexer and by queries
+    # (_FILL_FTS). Rows queued before v4 are in recall_fts already (fts = 1).
+    f"""
+    DROP TRIGGER recall_messages_ai;
+    DROP TRIGGER recall_messages_ad;
+    DROP TRIGGER recall_messages_au;
+    ALTER TABLE recall_pending ADD COLUMN fts INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX recall_pending_fts ON recall_pending (pk) WHERE fts = 0;
+    {_TRIGGERS}
     """,
 ]
 
@@ -207,6 +245,8 @@ class SQLiteEngine:
         """Background step: embed pending messages (of any writer) in batches; keep the HNSW index (once a large
         scope has asked for it) current, so queries never pay for more than the last few additions."""
         try:
+            while self.fill_keywords(limit=FILL_CHUNK) == FILL_CHUNK:
+                pass
             while self.catch_up(limit=BATCH) == BATCH:
                 pass
         except EmbeddingModelMismatch as exc:  # another model's vectors: keyword recall still works; say it once
@@ -216,6 +256,18 @@ class SQLiteEngine:
             return
         if self._ann is not None:
             self.ann(wait=False)
+
+    def fill_keywords(self, *, limit: int | None = None) -> int:
+        """Write the FTS5 rows of queued messages not in it yet (the first ``limit``, or all); returns how many."""
+        with self.store.transaction(write=False) as c:
+            if c.execute("SELECT 1 FROM recall_pending WHERE fts = 0 LIMIT 1").fetchone() is None:
+                return 0
+        where = f"p.pk IN (SELECT pk FROM recall_pending WHERE fts = 0 ORDER BY pk LIMIT {int(limit)})" if limit \
+            else "1"
+        with self.store.transaction() as c:
+            done = c.execute(_FILL_FTS.format(where=where)).rowcount
+            c.execute(_MARK_FTS.format(where=where.replace("p.pk", "pk")))
+        return int(done)
 
     def catch_up(self, *, limit: int | None = None, pks: Sequence[int] | None = None) -> int:
         """Embed pending messages (all, the first ``limit``, or those among ``pks``); returns how many."""
@@ -241,6 +293,8 @@ class SQLiteEngine:
                 self._check_model(c, recheck=True)  # another process may have embedded with another model
                 live = {r[0] for r in c.execute(
                     f"SELECT pk FROM recall_pending WHERE pk IN ({_marks(len(part))})", [pk for pk, _ in part])}
+                if live:  # keywords first: a message leaves the queue only once it is in recall_fts
+                    c.execute(_FILL_FTS.format(where=f"p.pk IN ({_marks(len(live))})"), list(live))
                 c.executemany(
                     "INSERT OR REPLACE INTO recall_vectors (pk, model, ts, role, vec) VALUES (?, ?, ?, ?, ?)",
                     [(pk, self.embedder.model_id, to_epoch(m.created_at), m.role, v.astype("<f4").tobytes())
@@ -593,6 +647,7 @@ class SQLiteEngine:
         if options.mode != "dense":
             match = fts_query(query)
             if match is not None:
+                self.fill_keywords()  # messages queued since the indexer last ran, by any process
                 with self.store.transaction(write=False) as c:
                     by_pk = dict(c.execute(
                         "SELECT rowid, -bm25(recall_fts) FROM recall_fts WHERE recall_fts MATCH ? "
