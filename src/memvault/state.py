@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
 from memvault.contract import Entry
 from memvault.drive import Await, Call, Op, run_async, run_sync
 from memvault.errors import CorruptData, InvalidFilter, StateConflict
@@ -44,8 +42,6 @@ DEFAULT_HISTORY = 100
 DEFAULT_RETRIES = 50
 #: how many versions below the history keep their key (as an empty tombstone) before it is deleted
 TOMBSTONES = 10_000
-#: jittered exponential backoff between update attempts: full jitter over 2 ms, 4 ms, ... up to 100 ms
-_WAIT = wait_random_exponential(multiplier=0.002, max=0.1)
 
 StateFn = Callable[[dict[str, Any]], "dict[str, Any] | Mapping[str, Any] | Awaitable[Mapping[str, Any]]"]
 
@@ -200,9 +196,14 @@ class SessionState:
 
     @staticmethod
     def _policy(retries: object) -> dict[str, Any]:
+        """tenacity's options for ``retries`` more attempts after a conflict: jittered exponential backoff, full
+        jitter over 2 ms, 4 ms, ... up to 100 ms. (tenacity is imported here: it imports tornado when installed,
+        ~30 ms of every import of memvault otherwise.)"""
+        from tenacity import retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
         attempts = check_int(retries, "retries", minimum=0, maximum=10_000, error=InvalidFilter) + 1
         return {"retry": retry_if_exception_type(StateConflict), "stop": stop_after_attempt(attempts),
-                "wait": _WAIT, "reraise": True}
+                "wait": wait_random_exponential(multiplier=0.002, max=0.1), "reraise": True}
 
     def get(self) -> State:
         """The current state (version 0 and ``{}`` when never set)."""
@@ -233,12 +234,16 @@ class SessionState:
         """Read-modify-write: ``fn(data)`` (a copy of the current data) returns the new data; on a conflict the
         state is read again and ``fn`` called again, up to ``retries`` more times with jittered exponential backoff
         (then StateConflict)."""
+        from tenacity import Retrying
+
         who = self._actor(actor)
         store = self._session.store
         return Retrying(**self._policy(retries))(lambda: run_sync(store, self._update_once(fn, who)))
 
     async def aupdate(self, fn: StateFn, actor: str | None = None, retries: int = DEFAULT_RETRIES) -> State:
         """Async twin of :meth:`update`; ``fn`` may be a plain function or a coroutine function."""
+        from tenacity import AsyncRetrying
+
         who = self._actor(actor)
         store = self._session.store
 
