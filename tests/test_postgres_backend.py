@@ -464,10 +464,15 @@ def test_a_given_connection_commits_every_use_even_after_reads(postgres_url: str
                 "SELECT count(*) FROM pg_tables t WHERE t.schemaname = %s AND t.tablename LIKE 'recall_vectors%%'",
                 (schema,)).fetchone()
             assert vectors is not None and vectors[0] >= 1
+        # the connection is the caller's too: the indexer embeds in the writing thread (a thread of its own would
+        # open savepoints inside the caller's transaction while the caller commits it)
+        assert mem.recall_service.indexer.mode == "inline"
         with conn.transaction():  # inside the caller's own transaction the store joins it: theirs to commit
             s.add("user", "in the caller's transaction")
             assert conn.info.transaction_status == TransactionStatus.INTRANS
+            assert mem.recall_service.indexer.backlog == 0  # embedded inside that transaction
         assert s.count() == 3
+        assert mem.recall("caller's transaction", session="c", k=1)[0].message.text == "in the caller's transaction"
 
 
 async def test_existing_async_pool(postgres_url: str, schema: str) -> None:

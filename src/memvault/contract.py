@@ -100,6 +100,9 @@ class Store(ABC):
     #: the native recall engine this store offers (a name in ``memvault.recall.service.ENGINES``); None: the
     #: in-process engine, which works on every store
     recall_engine: str | None = None
+    #: every use goes through one connection the caller holds too (a psycopg connection given to the store):
+    #: work in a background thread would interleave with the caller's own transactions, so services run it inline
+    shared_connection: bool = False
 
     def __init__(self, *, clock: Clock | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.clock: Clock = clock or time.time

@@ -183,6 +183,7 @@ class SealedStore(PlannedStore):
         self.sealing = Sealing(codec, inner.url)
         self.backend = inner.backend  # type: ignore[misc]
         self.default_ttl = inner.default_ttl  # type: ignore[misc]
+        self.shared_connection = inner.shared_connection
         if codec.encrypts:
             self.capabilities = inner.capabilities - {"fulltext", "vector"}  # type: ignore[misc]
             self.recall_engine = None

@@ -61,7 +61,9 @@ class RecallService:
         self.store: Store = memory.store
         self.embedder = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(as_embedder(embedder))
         self.engine = engine_for(self.store, self.embedder)
-        self.indexer = BackgroundIndexer(self.engine.index, mode=indexer)
+        # one connection shared with the caller: an indexer thread's writes would nest inside (and race with) the
+        # caller's open transaction, so messages are embedded in the writing thread, inside that transaction
+        self.indexer = BackgroundIndexer(self.engine.index, mode="inline" if self.store.shared_connection else indexer)
         lifecycle.register(self)
 
     # -- write hook ----------------------------------------------------------------------------------------------

@@ -180,6 +180,7 @@ class PostgresStore(PostgresPlans, PlannedStore):
         self._kwargs["connect_timeout"] = max(1, round(self.connect_timeout))
 
         self._conn = connection
+        self.shared_connection = connection is not None
         self._pool = pool
         self._apool: AsyncConnectionPool[Any] | LoopConnections | None = apool
         self._apool_loop: asyncio.AbstractEventLoop | None = None
