@@ -64,6 +64,15 @@ _TEXT = (
 _CONVERSATION = "instr({ns}, char(31)) = 0"
 _CONVERSATION_V1 = "{ns} NOT LIKE '%#collections' AND instr({ns}, char(31)) = 0"
 
+#: a deleted message leaves every recall table (the same trigger in every schema version)
+_DELETE_TRIGGER = f"""
+    CREATE TRIGGER recall_messages_ad AFTER DELETE ON messages WHEN {_CONVERSATION.format(ns="old.namespace")}
+    BEGIN
+        DELETE FROM recall_fts WHERE rowid = old.pk;
+        DELETE FROM recall_pending WHERE pk = old.pk;
+        DELETE FROM recall_vectors WHERE pk = old.pk;
+    END;
+""".strip()
 #: the triggers of schema v1-v3 (the FTS5 row written inside the append)
 _TRIGGERS_V1 = f"""
     CREATE TRIGGER recall_messages_ai AFTER INSERT ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
@@ -71,12 +80,7 @@ _TRIGGERS_V1 = f"""
         INSERT INTO recall_fts (rowid, text) VALUES (new.pk, {_TEXT.format(b="new.body")});
         INSERT OR IGNORE INTO recall_pending (pk) VALUES (new.pk);
     END;
-    CREATE TRIGGER recall_messages_ad AFTER DELETE ON messages WHEN {_CONVERSATION.format(ns="old.namespace")}
-    BEGIN
-        DELETE FROM recall_fts WHERE rowid = old.pk;
-        DELETE FROM recall_pending WHERE pk = old.pk;
-        DELETE FROM recall_vectors WHERE pk = old.pk;
-    END;
+    {_DELETE_TRIGGER}
     CREATE TRIGGER recall_messages_au AFTER UPDATE OF body ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
     BEGIN
         DELETE FROM recall_fts WHERE rowid = old.pk;
@@ -92,12 +96,7 @@ _TRIGGERS = f"""
     BEGIN
         INSERT OR REPLACE INTO recall_pending (pk, fts) VALUES (new.pk, 0);
     END;
-    CREATE TRIGGER recall_messages_ad AFTER DELETE ON messages WHEN {_CONVERSATION.format(ns="old.namespace")}
-    BEGIN
-        DELETE FROM recall_fts WHERE rowid = old.pk;
-        DELETE FROM recall_pending WHERE pk = old.pk;
-        DELETE FROM recall_vectors WHERE pk = old.pk;
-    END;
+    {_DELETE_TRIGGER}
     CREATE TRIGGER recall_messages_au AFTER UPDATE OF body ON messages WHEN {_CONVERSATION.format(ns="new.namespace")}
     BEGIN
         DELETE FROM recall_fts WHERE rowid = old.pk;
@@ -108,7 +107,7 @@ _TRIGGERS = f"""
 #: FTS5 rows for queued messages not in it yet; ``{where}`` narrows the queue rows (bound parameters follow)
 _FILL_FTS = (f"INSERT INTO recall_fts (rowid, text) SELECT m.pk, {_TEXT.format(b='m.body')} FROM recall_pending p "
              "JOIN messages m ON m.pk = p.pk WHERE p.fts = 0 AND {where}")
-_MARK_FTS = "UPDATE recall_pending SET fts = 1 WHERE fts = 0 AND {where}"
+_MARK_FTS = "UPDATE recall_pending AS p SET fts = 1 WHERE p.fts = 0 AND {where}"
 FILL_CHUNK = 2000
 
 MIGRATIONS = [
@@ -266,7 +265,7 @@ class SQLiteEngine:
             else "1"
         with self.store.transaction() as c:
             done = c.execute(_FILL_FTS.format(where=where)).rowcount
-            c.execute(_MARK_FTS.format(where=where.replace("p.pk", "pk")))
+            c.execute(_MARK_FTS.format(where=where))
         return int(done)
 
     def catch_up(self, *, limit: int | None = None, pks: Sequence[int] | None = None) -> int:
